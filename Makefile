@@ -1,0 +1,56 @@
+# Every target is self-sufficient on a fresh machine: it creates .venv and installs into it first.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED ?= 0
+
+.PHONY: install demo test check-sync nbtest pytest export clean-nbs readme help
+
+help:
+	@echo "make demo   - install, then train and predict on the embedded synthetic dataset (offline)"
+	@echo "make test   - install, check notebooks and package are in sync, run every test"
+	@echo "make install - only create $(VENV) and install the package with its dev tools"
+
+# Installs the package in editable mode with the dev tools. TensorFlow comes from the `cpu`
+# extra only when the environment has none yet (Colab and GPU machines keep their own).
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@if $(PY) -c "import tensorflow" 2>/dev/null; then extras=dev; else extras=cpu,dev; fi; \
+	  echo "pip install -e .[$$extras]"; $(PY) -m pip install -q -e ".[$$extras]"
+	@touch $@
+
+demo: install
+	$(BIN)/video-classifier demo
+
+export: install
+	$(BIN)/nbdev-export
+
+clean-nbs: install
+	$(BIN)/nbdev-clean
+
+readme: install
+	$(PY) tools/make_readme.py
+
+# Fails when nbdev-export, nbdev-clean or the README build would change the working tree:
+# on a clean clone that means the committed package, notebooks and README are out of date.
+check-sync: install
+	@before=$$(git status --porcelain; git diff | sha1sum); \
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean && $(PY) tools/make_readme.py >/dev/null; \
+	after=$$(git status --porcelain; git diff | sha1sum); \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "Out of sync: nbdev-export / nbdev-clean / tools/make_readme.py changed these files:"; \
+	  git status --short; \
+	  echo "Run 'make export clean-nbs readme' and commit the result."; exit 1; \
+	fi; echo "notebooks, package and README are in sync"
+
+nbtest: install
+	$(BIN)/nbdev-test --n-workers 2
+
+pytest: install
+	$(BIN)/pytest -q tests/
+
+test: install check-sync nbtest pytest
