@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@if $(PY) -c "import tensorflow" 2>/dev/null; then extras=dev; else extras=cpu,dev; fi; \
-	  echo "pip install -e .[$$extras]"; $(PY) -m pip install -q -e ".[$$extras]"
+	  echo "pip install -e .[$$extras,openvino,onnx]"; $(PY) -m pip install -q -e ".[$$extras,openvino,onnx]"
 	@touch $@
 
 demo: install
@@ -53,4 +53,18 @@ nbtest: install
 pytest: install
 	$(BIN)/pytest -q tests/
 
-test: install check-sync nbtest pytest
+test: install check-sync nbtest docs docs-browser pytest
+
+# The docs site, offline: nbdev's processing of the notebooks (as nbdev-docs does for Quarto), rendered to
+# HTML in _docs/ by tools/build_docs.py from the stored outputs (nothing is executed but show_doc cells).
+.PHONY: docs docs-browser docs-test
+docs: install
+	$(PY) tools/build_docs.py
+
+# Headless Chromium for tests/test_docs.py: Debian's chromium, installed with apt-get when missing and root.
+docs-browser:
+	bash tools/install_chromium.sh
+
+# Only the docs: build the site and load every page in the browser (make test runs this test too).
+docs-test: docs docs-browser
+	$(BIN)/pytest -q tests/test_docs.py

@@ -35,3 +35,54 @@ def test_import_cells_hold_only_imports():
             if body and all(re.match(r"(from|import) ", l) for l in body[:1]) and any(re.match(r"(from|import) ", l) for l in body):
                 mixed = [l for l in body if not re.match(r"(from \S+ )?import |\s|\)", l)]
                 assert not mixed, f"{nb.name}: an import cell also runs code: {mixed[:2]}"
+
+def _repo() -> str:
+    "owner/name of the GitHub repository, from `[project.urls] Repository` in pyproject.toml."
+    m = re.search(r'^Repository\s*=\s*"https://github\.com/([^/"]+/[^/"]+?)/?"', (NBS.parent/"pyproject.toml").read_text(), re.M)
+    assert m, "pyproject.toml: no `Repository = \"https://github.com/OWNER/NAME\"` under [project.urls]"
+    return m.group(1)
+
+def test_colab_badge_opens_this_notebook_from_the_repository():
+    repo = _repo()
+    for nb in CHAPTERS:
+        badge = _src(_cells(nb)[2])
+        want = f"(https://colab.research.google.com/github/{repo}/blob/main/nbs/{nb.name})"
+        assert badge.startswith("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]") and badge.rstrip().endswith(want), \
+            f"{nb.name}: the third cell must be the Colab badge linking to {want[1:-1]}, right under the title"
+
+def test_colab_install_cell_never_installs_tensorflow():
+    repo = _repo()
+    for nb in CHAPTERS:
+        src = _src(_cells(nb)[3])
+        code = "\n".join(l for l in src.splitlines() if not l.lstrip().startswith("#"))
+        assert re.match(r"#\|\s*hide\b", src), f"{nb.name}: the install cell must be hidden (`#| hide`)"
+        assert f"git+https://github.com/{repo}" in code, f"{nb.name}: the install cell must install from https://github.com/{repo}"
+        assert not re.search(r"tensorflow|\[cpu|-U\b|--upgrade|--force-reinstall", code, re.I), \
+            f"{nb.name}: the install cell must not (re)install TensorFlow or upgrade Colab's packages:\n{code}"
+
+def test_tensorflow_is_not_a_hard_dependency():
+    "Installing from git on Colab must keep Colab's TensorFlow: TensorFlow comes only with the `cpu` extra."
+    text = (NBS.parent/"pyproject.toml").read_text()
+    deps = re.search(r"^dependencies\s*=\s*\[(.*?)\]", text, re.S | re.M)
+    names = [re.match(r"[\w.-]+", d).group(0).lower() for d in re.findall(r'"([^"]+)"', deps.group(1))] if deps else []
+    assert names and not {"tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tf-nightly"} & set(names), \
+        f"pyproject.toml: TensorFlow must not be in [project] dependencies: {names}"
+
+def _mixed_import_cells(nb: Path) -> list[str]:
+    "Cells with a top-level import beside other statements: nbdev's docs processing runs every cell that imports."
+    import ast
+    bad = []
+    for i, cell in enumerate(_cells(nb)):
+        src = _src(cell)
+        if cell["cell_type"] != "code" or "find_spec(\"video_classifier\")" in src or "nbdev_export()" in src: continue
+        code = "\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("%", "!")))
+        try: body = ast.parse(code).body
+        except SyntaxError: continue
+        imports = [s for s in body if isinstance(s, (ast.Import, ast.ImportFrom))]
+        if imports and len(imports) < len(body): bad.append(f"{nb.name} cell {i}: {ast.unparse(imports[0])!r} beside other code")
+    return bad
+
+def test_imports_are_in_cells_of_their_own():
+    "`nbdev-docs` (and `make docs`) execute every cell holding an import; one that also runs code fails there."
+    bad = [b for nb in sorted(NBS.glob("*.ipynb")) for b in _mixed_import_cells(nb)]
+    assert not bad, "move these imports to the imports cells (nbdev runs any cell that imports when building the docs):\n" + "\n".join(bad)

@@ -275,6 +275,25 @@ def _background(
     return np.clip(wave[..., None]*rng.uniform(0.85, 1.15, 3), 0, 255).astype(np.uint8)
 
 # %% ../nbs/00_data.ipynb #270205f8
+def _draw_object(
+    img: np.ndarray,  # Frame to draw on, in place
+    kind: str,  # "size", "fade" or "hue": which pair the clip belongs to
+    t: float,  # Progress through the clip, 0 to 1
+    centre: tuple[int, int],  # Centre of the object
+    m: int,  # The frame's shorter side
+    colour: np.ndarray,  # RGB colour of the object (ignored by "hue")
+    square: bool,  # A square rather than a disc
+):
+    "Draw the clip's central object at progress `t`."
+    r = int((0.06 + 0.34*t)*m) if kind == "size" else int(0.25*m)
+    c = ((1 - t)*np.array([40, 80, 240.]) + t*np.array([240, 80, 40.]) if kind == "hue" else colour).tolist()
+    (x, y), box = centre, (centre[0] - r, centre[1] - r, centre[0] + r, centre[1] + r)
+    if square or kind == "fade": cv2.rectangle(img, box[:2], box[2:], c, -1)
+    else: cv2.circle(img, centre, r, c, -1, cv2.LINE_AA)
+    if kind == "fade":
+        for row in range(box[1], box[3], 10): cv2.rectangle(img, (box[0], row), (box[2], row + 4), (0.4*colour).tolist(), -1)
+
+# %% ../nbs/00_data.ipynb #98642c6a
 def render_synthetic_clip(
     label: str,  # One of `SYNTHETIC_CLASSES`
     rng: np.random.Generator,  # Source of the clip's randomness
@@ -289,10 +308,9 @@ def render_synthetic_clip(
     bg = _background(rng, w, h) if background is None else background
     progress = np.linspace(1, 0, n_frames) if backwards else np.linspace(0, 1, n_frames)
     centre = (int(rng.uniform(0.4, 0.6)*w), int(rng.uniform(0.4, 0.6)*h))
-    hsv = np.uint8([[[rng.integers(0, 180), rng.integers(120, 256), rng.integers(200, 256)]]])
-    colour = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(float)
-    square = rng.random() < 0.5
-    n_dist = rng.integers(1, 4)
+    hue = rng.integers(20, 100) if kind == "size" else rng.integers(0, 180)  # greens and yellows for the size pair
+    colour = cv2.cvtColor(np.uint8([[[hue, rng.integers(120, 256), rng.integers(200, 256)]]]), cv2.COLOR_HSV2RGB)[0, 0].astype(float)
+    square, n_dist = rng.random() < 0.5, rng.integers(1, 4)
     d_pos, d_vel = rng.uniform(0, 1, (n_dist, 2))*[w, h], rng.uniform(-2, 2, (n_dist, 2))
     d_col, d_size = rng.uniform(60, 160, (n_dist, 3)), rng.uniform(0.04, 0.08, n_dist)*m
     frames = np.empty((n_frames, h, w, 3), np.uint8)
@@ -300,10 +318,7 @@ def render_synthetic_clip(
         img = bg.copy()
         for p, s, c in zip((d_pos + d_vel*i) % [w, h], d_size, d_col):
             cv2.rectangle(img, (int(p[0]), int(p[1])), (int(p[0] + s), int(p[1] + s)), c.tolist(), -1)
-        r = int((0.06 + 0.34*t)*m) if kind == "size" else int(0.25*m)
-        c = (1 - t)*np.array([40, 80, 240.]) + t*np.array([240, 80, 40.]) if kind == "hue" else colour
-        if square: cv2.rectangle(img, (centre[0] - r, centre[1] - r), (centre[0] + r, centre[1] + r), c.tolist(), -1)
-        else: cv2.circle(img, centre, r, c.tolist(), -1, cv2.LINE_AA)
+        _draw_object(img, kind, t, centre, m, colour, square)
         if kind == "fade": img = cv2.convertScaleAbs(img, alpha=0.1 + 0.9*t)
         frames[i] = np.clip(img.astype(np.int16) + rng.integers(-8, 9, img.shape, dtype=np.int16), 0, 255)
     return frames

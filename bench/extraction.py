@@ -1,0 +1,213 @@
+"""Feature extraction, side by side: the tutorial's loop, the project's pipeline, its bounds and its faster runtimes.
+
+Every method runs in its own subprocess on the same synthetic UCF101-like clips, so that its peak memory
+(`ru_maxrss`) is its own and no method warms a cache for another. Start-up (imports, building the model, one
+warm-up call) is excluded from the times; conversions to other runtimes run once, in a process of their own,
+and are reported apart. Frames/s counts the frames that get a feature vector. Other processes on the machine
+slow some methods more than others: run it on an idle machine, and use --repeat to keep each method's best.
+
+    python bench/extraction.py                      # the full table (a few minutes on 2 cores)
+    python bench/extraction.py --clips 2 --seconds 1 --backbone mobilenet --img-size 64 --max-seq-length 4
+"""
+from __future__ import annotations
+import argparse, json, os, platform, resource, shutil, subprocess, sys, tempfile, time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+METHODS = ("tutorial", "decode", "bound", "cold", "warm", "openvino-fp32", "onnx-fp32", "openvino-bf16", "openvino-int8")
+LABELS = {"tutorial": "(1) tutorial: read every frame, `predict` per frame", "cold": "(2) ours, cold cache (TF fp32, default)",
+          "warm": "(2) ours, warm cache", "bound": "(3) compute bound: CNN on frames in memory", "decode": "(4) decoding alone (ours)",
+          "openvino-fp32": "(5) ours, OpenVINO fp32", "onnx-fp32": "(5) ours, ONNX Runtime fp32",
+          "openvino-bf16": "(5) ours, OpenVINO bf16", "openvino-int8": "(5) ours, OpenVINO int8 (NNCF)"}
+
+
+def make_clips(folder: Path, n: int, seconds: float, fps: int = 25, size=(320, 240)) -> list[str]:
+    "Write `n` synthetic UCF101-like clips (320x240, 25 fps) and return their paths."
+    import numpy as np
+    from video_classifier.data import SYNTHETIC_CLASSES, render_synthetic_clip, write_video
+    paths = []
+    for i in range(n):
+        p = folder/f"v_{SYNTHETIC_CLASSES[i % 6]}_g{i:02d}_c01.avi"
+        if not p.exists():
+            write_video(p, render_synthetic_clip(SYNTHETIC_CLASSES[i % 6], np.random.default_rng(i), int(seconds*fps), size), fps)
+        paths.append(str(p))
+    return paths
+
+
+def _tutorial_load_video(path: str, size: int):
+    "The tutorial's `load_video` with max_frames=0, as `prepare_all_videos` calls it: every frame of the clip."
+    import cv2, numpy as np
+    cap, frames = cv2.VideoCapture(path), []
+    try:
+        while True:
+            ret, frame = cap.read()
+            if not ret: break
+            y, x = frame.shape[:2]; m = min(y, x)
+            frame = frame[y//2 - m//2:y//2 - m//2 + m, x//2 - m//2:x//2 - m//2 + m]
+            frames.append(cv2.resize(frame, (size, size))[:, :, [2, 1, 0]])
+    finally: cap.release()
+    return np.array(frames)
+
+
+def _extractor(a, runtime="tf", precision="fp32", paths=None):
+    "The benchmark's extractor, converted (outside the timed part) for a runtime other than TF fp32."
+    from video_classifier.features import accelerate, build_feature_extractor, sample_calibration_frames
+    ex = build_feature_extractor(a.backbone, weights=a.weights, img_size=a.img_size, alpha=a.alpha)
+    if (runtime, precision) == ("tf", "fp32"): return ex
+    calib = sample_calibration_frames(paths, a.img_size, count=a.calibration) if precision == "int8" else None
+    return accelerate(ex, runtime, precision, calib, cache_dir=Path(a.workdir)/"converted")
+
+
+def run_method(a) -> dict:
+    "Run one method in this process; return frames, seconds and peak RSS."
+    import numpy as np, pandas as pd
+    paths = json.loads(Path(a.workdir, "paths.json").read_text())
+    T, S = a.max_seq_length, a.img_size
+    df = pd.DataFrame(dict(video_name=[Path(p).name for p in paths], tag="x", path=paths))
+    m, frames = a.method, len(paths)*T
+    if m == "tutorial":
+        ex = _extractor(a); ex.predict(np.zeros((1, S, S, 3), np.uint8), verbose=0)
+        start = time.perf_counter()
+        for p in paths:
+            video = _tutorial_load_video(p, S)[None, ...]
+            feats = np.zeros((1, T, ex.output_shape[-1]), np.float32)
+            for j in range(min(T, len(video[0]))):  # (the tutorial's `batch.shape[1]` is the height: same for clips >= T frames)
+                feats[0, j, :] = ex.predict(video[0][None, j, :], verbose=0)
+    elif m == "decode":
+        from video_classifier.frames import load_video
+        start = time.perf_counter()
+        frames = sum(len(load_video(p, max_frames=T, resize=(S, S), sampling=a.sampling)) for p in paths)
+    elif m == "bound":
+        ex = _extractor(a)
+        x = np.random.default_rng(0).integers(0, 256, (a.batch_size, S, S, 3), dtype=np.uint8)
+        ex.predict_on_batch(x)
+        n_batches = -(-frames // a.batch_size)
+        start = time.perf_counter()
+        for _ in range(n_batches): ex.predict_on_batch(x)
+    else:
+        from video_classifier.features import prepare_all_videos
+        runtime, precision = ("tf", "fp32") if m in ("cold", "warm") else m.split("-")
+        ex = _extractor(a, runtime, precision, paths)
+        ex.predict_on_batch(np.zeros((a.batch_size, S, S, 3), np.uint8))
+        cache = Path(a.workdir)/("cache" if m in ("cold", "warm") else f"cache-{m}")
+        if m != "warm": shutil.rmtree(cache, ignore_errors=True)
+        start = time.perf_counter()
+        (feats, masks), _ = prepare_all_videos(df, None, ex, max_seq_length=T, sampling=a.sampling, batch_size=a.batch_size,
+                                               cache_dir=cache, progress=False)
+        frames = int(masks.sum())
+    seconds = time.perf_counter() - start
+    return dict(method=m, frames=frames, seconds=seconds, rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)
+
+
+def convert(a) -> dict:
+    "Convert (and quantize) the extractor for a method once, into the cache the method then loads it from."
+    paths = json.loads(Path(a.workdir, "paths.json").read_text())
+    start = time.perf_counter()
+    _extractor(a, *a.method.split("-"), paths=paths)
+    return dict(method=a.method, frames=0, seconds=time.perf_counter() - start, rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)
+
+
+def backbone_speed(a) -> dict:
+    "Frames/s of one backbone on frames in memory (weights=None: same cost as ImageNet weights)."
+    import numpy as np
+    from video_classifier.features import build_feature_extractor
+    size = a.img_size if a.method != "inception_v3" or a.img_size >= 75 else 75
+    ex = build_feature_extractor(a.method, weights=None, img_size=size)
+    x = np.random.default_rng(0).integers(0, 256, (a.batch_size, size, size, 3), dtype=np.uint8)
+    ex.predict_on_batch(x)
+    start = time.perf_counter()
+    for _ in range(a.batches): ex.predict_on_batch(x)
+    return dict(method=a.method, frames=a.batches*a.batch_size, seconds=time.perf_counter() - start,
+                rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024, dim=ex.output_shape[-1])
+
+
+def _child(a, method: str, workdir: Path, kind: str = "method") -> dict:
+    "Run `method` in a fresh Python process and return what it measured."
+    args = [sys.executable, __file__, "--child", kind, "--method", method, "--workdir", str(workdir)] + a.passthrough
+    out = subprocess.run(args, capture_output=True, text=True)
+    if out.returncode: raise RuntimeError(f"{method} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _table(rows: list[dict], ref: dict | None, first: str) -> str:
+    "A markdown table of frames/s, wall time, peak RSS and the ratio to `ref`."
+    lines = [f"| {first} | frames | wall s | frames/s | peak RSS MB | x tutorial |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        fps = r["frames"]/r["seconds"]
+        ratio = f"{fps/(ref['frames']/ref['seconds']):.1f}" if ref else "-"
+        lines.append(f"| {r['label']} | {r['frames']} | {r['seconds']:.2f} | {fps:.1f} | {r['rss_mb']:.0f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    "One line describing this machine."
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "")
+    isa = ", ".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni") if f" {f}" in flags)
+    return f"{os.cpu_count()} cores, {cpu} ({isa}), Python {platform.python_version()}"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clips", type=int, default=8, help="number of synthetic clips")
+    p.add_argument("--seconds", type=float, default=6, help="length of each clip in seconds (25 fps)")
+    p.add_argument("--backbone", default="inception_v3")
+    p.add_argument("--weights", default=None, help="weights file (default: random weights, same cost)")
+    p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--alpha", type=float, default=1.0, help="MobileNet width")
+    p.add_argument("--max-seq-length", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=32, help="the project's batch size")
+    p.add_argument("--sampling", default="uniform", help="the project's frame sampling (the tutorial keeps the first T)")
+    p.add_argument("--calibration", type=int, default=64, help="int8 calibration frames")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
+    p.add_argument("--scaling", action="store_true", help="also measure ours (cold) with 2x the clips and 4x their length")
+    p.add_argument("--backbones", default="inception_v3,mobilenet,mobilenet_v2,resnet50,efficientnet_b0,densenet121",
+                   help="backbones to time on frames in memory ('' for none)")
+    p.add_argument("--batches", type=int, default=4, help="batches per backbone timing")
+    p.add_argument("--repeat", type=int, default=1, help="runs per method (the tutorial runs once); the fastest is kept")
+    p.add_argument("--workdir", default=None, help="folder for clips and caches (default: a temporary one)")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--method", default=None, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.child: print(json.dumps(dict(method=run_method, convert=convert, backbone=backbone_speed)[a.child](a))); return
+    a.passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items()
+                     if k in ("backbone", "img_size", "alpha", "max_seq_length", "batch_size", "sampling", "calibration", "batches") and v is not None]
+    if a.weights: a.passthrough.append(f"--weights={a.weights}")
+    root = Path(a.workdir or tempfile.mkdtemp(prefix="bench-"))
+    print(f"Machine: {machine()}")
+    print(f"{a.clips} synthetic clips of {a.seconds:g} s (320x240, 25 fps), {a.backbone} at {a.img_size} px, T={a.max_seq_length}, "
+          f"batch {a.batch_size}, ours samples {a.sampling!r}; each method in its own process, start-up excluded\n")
+    results, conversions = {}, []
+    def measure(name, clips, seconds, key=None):
+        work = root/f"{clips}x{seconds:g}s"; work.mkdir(parents=True, exist_ok=True)
+        (work/"paths.json").write_text(json.dumps(make_clips(work/"clips", clips, seconds)))
+        if "-" in name: conversions.append(dict(_child(a, name, work, kind="convert"), label=f"convert once for {LABELS[name][4:]}"))
+        runs = [_child(a, name, work) for _ in range(a.repeat if name != "tutorial" else 1)]
+        r = min(runs, key=lambda r: r["seconds"]); r["label"] = LABELS[name]; results[key or name] = r
+        return r
+    for m in a.methods.split(","):
+        if m not in METHODS: raise SystemExit(f"--methods: unknown method {m!r}; use {METHODS}")
+        measure(m, a.clips, a.seconds)
+    ref = results.get("tutorial")
+    print(_table([results[m] for m in a.methods.split(",")], ref, "method"))
+    if conversions: print("\nOne-off conversions (cached on disk, not in the times above):\n\n" + _table(conversions, None, "conversion").replace(" | 0 |", " | - |"))
+    if "cold" in results and "warm" in results:
+        print(f"\nwarm cache is {results['cold']['seconds']/results['warm']['seconds']:.1f}x faster than cold")
+    if "cold" in results and "bound" in results:
+        b, c = results["bound"], results["cold"]
+        print(f"ours (TF fp32) takes {(c['seconds']/c['frames'])/(b['seconds']/b['frames']):.2f}x the compute bound's time per frame")
+    if a.scaling:
+        rows = [dict(results.get("cold") or measure("cold", a.clips, a.seconds), label=f"{a.clips} clips x {a.seconds:g} s")]
+        for clips, seconds in ((2*a.clips, a.seconds), (a.clips, 4*a.seconds)):
+            rows.append(dict(measure("cold", clips, seconds, key=f"cold-{clips}-{seconds}"), label=f"{clips} clips x {seconds:g} s"))
+        print("\nPeak memory of ours (cold cache) as clips get more and longer:\n")
+        print(_table(rows, None, "clips"))
+    if a.backbones:
+        rows = []
+        for b in a.backbones.split(","):
+            r = _child(a, b, root, kind="backbone"); r["label"] = f"{b} ({r['dim']} features)"; rows.append(r)
+        print(f"\nBackbones on frames in memory at {a.img_size} px, batch {a.batch_size}:\n")
+        print(_table(rows, None, "backbone"))
+
+
+if __name__ == "__main__": main()
