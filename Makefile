@@ -68,3 +68,10 @@ docs-browser:
 # Only the docs: build the site and load every page in the browser (make test runs this test too).
 docs-test: docs docs-browser
 	$(BIN)/pytest -q tests/test_docs.py
+
+# Feature extraction side by side (the tutorial's loop, ours, its bounds, faster runtimes), then what each
+# runtime and precision costs in accuracy on the real clips. Takes minutes on 2 cores; run it on an idle machine.
+.PHONY: bench
+bench: install
+	$(PY) bench/extraction.py --scaling --repeat 2
+	$(PY) bench/accuracy.py

@@ -107,6 +107,46 @@ def convert(a) -> dict:
     return dict(method=a.method, frames=0, seconds=time.perf_counter() - start, rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)
 
 
+def predict_latency(a) -> dict:
+    "Seconds to classify one clip: the tutorial's path (every frame read, `predict` per frame) or ours from a bundle."
+    import numpy as np, statistics
+    path = json.loads(Path(a.workdir, "paths.json").read_text())[0]
+    T, S = a.max_seq_length, a.img_size
+    extractor = dict(backbone=a.backbone, weights=a.weights, img_size=S, alpha=a.alpha)
+    if a.method == "tutorial":
+        from video_classifier.features import build_feature_extractor
+        from video_classifier.model import get_sequence_model
+        ex, model = build_feature_extractor(**extractor), None
+        def predict():  # the tutorial's `sequence_prediction` with its `prepare_single_video`
+            frames = _tutorial_load_video(path, S)[None, ...]
+            feats, mask = np.zeros((1, T, ex.output_shape[-1]), np.float32), np.zeros((1, T), bool)
+            for j in range(min(T, len(frames[0]))): feats[0, j, :] = ex.predict(frames[0][None, j, :], verbose=0)
+            mask[0, :min(T, len(frames[0]))] = 1
+            return model.predict([feats, mask], verbose=0)[0]
+        model = get_sequence_model(3, T, ex.output_shape[-1])
+    else:
+        from video_classifier.features import build_feature_extractor, sample_calibration_frames
+        from video_classifier.model import get_sequence_model
+        from video_classifier.predict import VideoClassifier, load_classifier, save_classifier, sequence_prediction
+        bundle = Path(a.workdir)/"bundle"
+        if not (bundle/"classifier.json").exists():
+            ex = build_feature_extractor(**extractor)
+            save_classifier(VideoClassifier(get_sequence_model(3, T, ex.output_shape[-1]), ["a", "b", "c"], extractor, a.sampling, ex), bundle)
+        fast = dict(runtime="openvino", precision="int8", calibration_frames=sample_calibration_frames([path], S, count=a.calibration, per_clip=a.calibration),
+                    cache_dir=str(Path(a.workdir)/"converted")) if a.method == "fast" else {}
+        if fast: load_classifier(bundle, **fast).feature_extractor  # convert once, outside the times
+        start = time.perf_counter(); clf = load_classifier(bundle, **fast); clf.feature_extractor
+        load = time.perf_counter() - start
+        predict = lambda: sequence_prediction(path, clf, verbose=False)
+    times = [_timed(predict) for _ in range(4)]
+    return dict(method=a.method, first=times[0], steady=statistics.median(times[1:]), load=0 if a.method == "tutorial" else load,
+                rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)
+
+
+def _timed(f) -> float:
+    start = time.perf_counter(); f(); return time.perf_counter() - start
+
+
 def backbone_speed(a) -> dict:
     "Frames/s of one backbone on frames in memory (weights=None: same cost as ImageNet weights)."
     import numpy as np
@@ -164,12 +204,13 @@ def main(argv=None):
     p.add_argument("--backbones", default="inception_v3,mobilenet,mobilenet_v2,resnet50,efficientnet_b0,densenet121",
                    help="backbones to time on frames in memory ('' for none)")
     p.add_argument("--batches", type=int, default=4, help="batches per backbone timing")
+    p.add_argument("--no-predict", dest="predict", action="store_false", help="skip one clip's prediction latency")
     p.add_argument("--repeat", type=int, default=1, help="runs per method (the tutorial runs once); the fastest is kept")
     p.add_argument("--workdir", default=None, help="folder for clips and caches (default: a temporary one)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--method", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.child: print(json.dumps(dict(method=run_method, convert=convert, backbone=backbone_speed)[a.child](a))); return
+    if a.child: print(json.dumps(dict(method=run_method, convert=convert, backbone=backbone_speed, predict=predict_latency)[a.child](a))); return
     a.passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items()
                      if k in ("backbone", "img_size", "alpha", "max_seq_length", "batch_size", "sampling", "calibration", "batches") and v is not None]
     if a.weights: a.passthrough.append(f"--weights={a.weights}")
@@ -202,6 +243,15 @@ def main(argv=None):
             rows.append(dict(measure("cold", clips, seconds, key=f"cold-{clips}-{seconds}"), label=f"{clips} clips x {seconds:g} s"))
         print("\nPeak memory of ours (cold cache) as clips get more and longer:\n")
         print(_table(rows, None, "clips"))
+    if a.predict:
+        work = root/f"{a.clips}x{a.seconds:g}s"
+        rows = ["| one clip's prediction | first call s | steady state s (median of 3) | bundle load s | peak RSS MB |", "|---|---|---|---|---|"]
+        for m, label in (("tutorial", "tutorial: every frame read, `predict` per frame"), ("ours", "ours: `load_classifier` + `sequence_prediction`"),
+                         ("fast", "ours with --fast (OpenVINO int8)")):
+            r = _child(a, m, work, kind="predict")
+            rows.append(f"| {label} | {r['first']:.2f} | {r['steady']:.2f} | {r['load']:.2f} | {r['rss_mb']:.0f} |")
+        print(f"\nOne {a.seconds:g} s clip, {a.backbone} at {a.img_size} px, T={a.max_seq_length} (an untrained sequence model: same cost):\n")
+        print("\n".join(rows))
     if a.backbones:
         rows = []
         for b in a.backbones.split(","):

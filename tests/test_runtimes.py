@@ -1,7 +1,7 @@
 """Each runtime and precision against the reference (TF fp32), on the real pretrained MobileNet at 128 px.
 
-Tolerances: fp32 runtimes within 1e-4 of the largest reference feature (measured: under 1e-5);
-bf16 mean cosine similarity > 0.98 (measured 0.994); int8 > 0.97 (measured 0.98).
+Tolerances: fp32 runtimes within 1e-4 of the largest reference feature (measured: 7.7e-6 OpenVINO, 5.8e-6
+ONNX Runtime); bf16 and int8 mean cosine similarity to TF fp32 > 0.98 (measured: 0.993 both).
 """
 import subprocess, sys, warnings
 from pathlib import Path
@@ -45,7 +45,7 @@ def test_fp32_runtimes_match_tf(setup, runtime):
 
 
 @needs_shared
-@pytest.mark.parametrize("precision,min_cos", [("bf16", 0.98), ("int8", 0.97)])
+@pytest.mark.parametrize("precision,min_cos", [("bf16", 0.98), ("int8", 0.98)])
 def test_reduced_precision_close_to_tf(setup, precision, min_cos):
     ex, calib, frames, ref, cache = setup
     fast = accelerate(ex, "openvino", precision, calibration_frames=calib, cache_dir=cache)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse, base64, html, json, os, re, shutil, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = Path(__file__).resolve().parent/"docs"
@@ -265,7 +265,8 @@ class Renderer:
                 linked = self.by_src.get(str(Path(target).with_suffix(".ipynb").as_posix()))
                 new = os.path.relpath(linked.out, Path(page.out).parent.as_posix()) if linked else str(Path(u.path).with_suffix(".html"))
                 return f'{attr}="{html.escape(new + frag)}"'
-            src = self.cfg.nbs_path/target
+            src = self.cfg.nbs_path/unquote(target)
+            target = unquote(target)
             if src.is_file() and not (self.out/target).exists(): self.resources.add((src, target))
             return f'{attr}="{html.escape(url)}"'
         return re.sub(r'\b(href|src)="([^"]*)"', fix, body)

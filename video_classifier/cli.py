@@ -7,7 +7,7 @@ Docs: https://video-classifier.github.io/video_classifier/cli.html.md"""
 # %% auto #0
 __all__ = ['COMMANDS', 'synth', 'download', 'extract', 'train', 'evaluate', 'predict', 'demo', 'main']
 
-# %% ../nbs/06_cli.ipynb #0617f81c
+# %% ../nbs/06_cli.ipynb #8c27a1bb
 import sys, time
 from pathlib import Path
 
@@ -16,14 +16,14 @@ import pandas as pd
 from fastcore.meta import delegates
 from fastcore.script import CliError, parse_cli
 
-from .data import DatasetError, class_names, download_ucf101_top5, load_split, make_synthetic_dataset, ucf101_group
+from .data import DatasetError, class_names, clip_groups, download_ucf101_top5, load_split, make_synthetic_dataset
 from .features import build_feature_extractor, prepare_all_videos
 from .frames import VideoError, load_video
 from .predict import (BundleError, VideoClassifier, evaluate_classifier, load_classifier, save_classifier,
                                       sequence_prediction, to_gif)
 from .train import Evaluation, run_experiment
 
-# %% ../nbs/06_cli.ipynb #e9be348b
+# %% ../nbs/06_cli.ipynb #ddca6f25
 def _feature_options(
     backbone: str = "inception_v3",  # CNN: inception_v3, mobilenet, mobilenet_v2, resnet50, efficientnet_b0 or densenet121
     alpha: float = 1.0,  # MobileNet's width multiplier (0.25 matches the small pretrained weights)
@@ -44,7 +44,7 @@ def _cache_dir(cache_dir=None, **_) -> Path:
     "The feature cache folder: the option, or ~/.cache/video_classifier/features."
     return Path(cache_dir) if cache_dir else Path.home()/".cache"/"video_classifier"/"features"
 
-# %% ../nbs/06_cli.ipynb #b3288703
+# %% ../nbs/06_cli.ipynb #be89f459
 def _build_extractor(settings: dict):
     "Build the feature extractor, turning a failed weights download into advice."
     try: return build_feature_extractor(**settings)
@@ -53,14 +53,14 @@ def _build_extractor(settings: dict):
         raise CliError(f"could not get the ImageNet weights of {settings['backbone']} ({type(e).__name__}: {e}). "
                        "Without internet, use --weights none (random weights) or --weights PATH (a weights file).") from e
 
-# %% ../nbs/06_cli.ipynb #085da532
+# %% ../nbs/06_cli.ipynb #e3aabee6
 def _print_evaluation(ev: Evaluation, title: str = "Test"):
     "Print accuracy, top-k accuracy and the per-class table."
     print(f"{title} accuracy: {ev.accuracy*100:.2f}%")
     for k, acc in ev.top_k.items(): print(f"{title} top-{k} accuracy: {acc*100:.2f}%")
     print(ev.per_class.round(3).to_string())
 
-# %% ../nbs/06_cli.ipynb #bd6b4e59
+# %% ../nbs/06_cli.ipynb #f0cd73c3
 def synth(
     dir: str,  # Folder to create, in the UCF101 top-5 layout
     videos_per_class: int = 24,  # Training clips per class
@@ -72,14 +72,14 @@ def synth(
     train, test = load_split(root, "train"), load_split(root, "test")
     print(f"wrote {len(train)} training and {len(test)} test clips of {train.tag.nunique()} classes to {root}")
 
-# %% ../nbs/06_cli.ipynb #c61cd3bd
+# %% ../nbs/06_cli.ipynb #8bfd68f8
 def download(
     dest: str = None,  # Folder for the archive and the dataset (default: ~/.keras/datasets)
 ):
     "Download and extract the UCF101 top-5 subsample; print its folder."
     print(download_ucf101_top5(dest))
 
-# %% ../nbs/06_cli.ipynb #1fe5a7be
+# %% ../nbs/06_cli.ipynb #f58c807d
 @delegates(_feature_options)
 def extract(
     data_dir: str,  # Dataset folder with train.csv, test.csv, train/ and test/
@@ -95,7 +95,7 @@ def extract(
     secs = time.perf_counter() - start
     print(f"{len(df)} clips, {int(masks.sum())} frames in {secs:.1f} s: {masks.sum()/secs:.1f} frames/s (cache: {_cache_dir(**kwargs)})")
 
-# %% ../nbs/06_cli.ipynb #25b2b916
+# %% ../nbs/06_cli.ipynb #ad5e69fb
 @delegates(_feature_options)
 def train(
     data_dir: str,  # Dataset folder with train.csv, test.csv, train/ and test/
@@ -113,7 +113,7 @@ def train(
     T, sampling, cache = kwargs.get("seq_len", 20), kwargs.get("sampling", "uniform"), _cache_dir(**kwargs)
     train_data, train_labels = prepare_all_videos(train_df, None, extractor, vocab, T, sampling, cache_dir=cache)
     test_data, test_labels = prepare_all_videos(test_df, None, extractor, vocab, T, sampling, cache_dir=cache)
-    groups = [f"{t}/{ucf101_group(v)}" for t, v in zip(train_df.tag, train_df.video_name)]
+    groups = clip_groups(train_df)
     exp = run_experiment(train_data, train_labels, test_data, test_labels, vocab, groups=groups, kind=model,
                          epochs=epochs, batch_size=batch_size, seed=seed)
     print(f"best epoch {exp.best_epoch} of {epochs}")
@@ -122,7 +122,7 @@ def train(
     print(f"saved the classifier to {save_classifier(clf, model_dir)}")
     return clf
 
-# %% ../nbs/06_cli.ipynb #bf43be20
+# %% ../nbs/06_cli.ipynb #8c7addda
 def evaluate(
     model_dir: str,  # A classifier saved by `train`
     data_dir: str,  # Dataset folder
@@ -135,7 +135,7 @@ def evaluate(
     _print_evaluation(ev, split.capitalize())
     return ev
 
-# %% ../nbs/06_cli.ipynb #54dbaf2f
+# %% ../nbs/06_cli.ipynb #7baf3c17
 def predict(
     model_dir: str,  # A classifier saved by `train`
     *videos: str,  # Video files to classify
@@ -154,7 +154,7 @@ def predict(
         print(f"wrote {to_gif(frames, gif, label=f'{label} {p:.0%}')}")
     return results
 
-# %% ../nbs/06_cli.ipynb #0195be10
+# %% ../nbs/06_cli.ipynb #45d9941d
 def demo(
     dir: str = "video_classifier_demo",  # Working folder: dataset, feature cache, classifier and GIF go here
     videos_per_class: int = 40,  # Training clips per class of the synthetic dataset
@@ -177,8 +177,9 @@ def demo(
     predict(dir/"classifier", clip, top_k=3, gif=dir/"prediction.gif")
     print(f"4/4 done in {time.perf_counter() - start:.0f} s")
 
-# %% ../nbs/06_cli.ipynb #a13335b8
+# %% ../nbs/06_cli.ipynb #035f43f5
 COMMANDS = dict(synth=synth, download=download, extract=extract, train=train, evaluate=evaluate, predict=predict, demo=demo)
+_OPTIONAL_POSITIONAL = dict(demo=("dir",))  # `video-classifier demo [DIR]`
 
 def _usage() -> str:
     lines = [f"  {name:9} {fn.__doc__}" for name, fn in COMMANDS.items()]
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None):
     func, saved = COMMANDS[argv[0]], sys.argv
     sys.argv = [f"video-classifier {argv[0]}", *argv[1:]]
     try:
-        pargs, kwargs, _ = parse_cli(func)
+        pargs, kwargs, _ = parse_cli(func, pos=_OPTIONAL_POSITIONAL.get(argv[0]))
         func(*pargs, **kwargs)
     except (CliError, BundleError, DatasetError, VideoError) as e: raise SystemExit(f"video-classifier {argv[0]}: {e}")
     finally: sys.argv = saved

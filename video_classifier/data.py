@@ -17,7 +17,8 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['UCF101_TOP5_URL', 'SYNTHETIC_CLASSES', 'write_video', 'DatasetError', 'load_split', 'class_names', 'class_balance',
-           'ucf101_group', 'download_ucf101_top5', 'encode_labels', 'render_synthetic_clip', 'make_synthetic_dataset']
+           'ucf101_group', 'clip_groups', 'download_ucf101_top5', 'encode_labels', 'render_synthetic_clip',
+           'make_synthetic_dataset']
 
 # %% ../nbs/00_data.ipynb #d672d845
 _FOURCC = {".avi": "XVID", ".mp4": "mp4v"}
@@ -131,6 +132,13 @@ def ucf101_group(
     stem = Path(video_name).stem
     match = _UCF101_NAME.fullmatch(stem)
     return match["group"] if match else stem
+
+# %% ../nbs/00_data.ipynb #926def06
+def clip_groups(
+    df: pd.DataFrame,  # A split list with `video_name` and `tag`
+) -> list[str]:  # `tag/gNN` for each clip
+    "The source-video key of each clip of a split list: its class and its UCF101 group."
+    return [f"{tag}/{ucf101_group(name)}" for tag, name in zip(df.tag, df.video_name)]
 
 # %% ../nbs/00_data.ipynb #25294f6d
 UCF101_TOP5_URL = "https://github.com/sayakpaul/Action-Recognition-in-TensorFlow/releases/download/v1.0.0/ucf101_top5.tar.gz"

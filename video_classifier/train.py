@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .model import adapt_standardize, get_sequence_model
+from .model import Standardize, adapt_standardize, get_sequence_model
 
 # %% auto #0
 __all__ = ['stratified_group_split', 'Evaluation', 'evaluate_predictions', 'evaluate_model', 'EpochProgress', 'Experiment',
@@ -204,7 +204,6 @@ def get_frame_average_model(
     dense_units: int = 32,  # Hidden units
 ) -> keras.Model:
     "A baseline that averages a clip's standardized frame features, ignoring their order."
-    from video_classifier.model import Standardize
     features, mask = keras.Input((max_seq_length, num_features), name="features"), keras.Input((max_seq_length,), dtype="bool", name="mask")
     x = Standardize(name="standardize")(features)
     x = keras.layers.GlobalAveragePooling1D()(x, mask=mask)
