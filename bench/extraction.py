@@ -170,12 +170,12 @@ def _child(a, method: str, workdir: Path, kind: str = "method") -> dict:
 
 
 def _table(rows: list[dict], ref: dict | None, first: str) -> str:
-    "A markdown table of frames/s, wall time, peak RSS and the ratio to `ref`."
-    lines = [f"| {first} | frames | wall s | frames/s | peak RSS MB | x tutorial |", "|---|---|---|---|---|---|"]
+    "A markdown table of frames/s, wall time, peak RSS and, given the tutorial's row `ref`, the ratio to it."
+    lines = [f"| {first} | frames | wall s | frames/s | peak RSS MB |" + (" x tutorial |" if ref else ""), "|---|---|---|---|---|" + ("---|" if ref else "")]
     for r in rows:
         fps = r["frames"]/r["seconds"]
-        ratio = f"{fps/(ref['frames']/ref['seconds']):.1f}" if ref else "-"
-        lines.append(f"| {r['label']} | {r['frames']} | {r['seconds']:.2f} | {fps:.1f} | {r['rss_mb']:.0f} | {ratio} |")
+        ratio = f" {fps/(ref['frames']/ref['seconds']):.1f} |" if ref else ""
+        lines.append(f"| {r['label']} | {r['frames']} | {r['seconds']:.2f} | {fps:.1f} | {r['rss_mb']:.0f} |{ratio}")
     return "\n".join(lines)
 
 
@@ -205,7 +205,7 @@ def main(argv=None):
                    help="backbones to time on frames in memory ('' for none)")
     p.add_argument("--batches", type=int, default=4, help="batches per backbone timing")
     p.add_argument("--no-predict", dest="predict", action="store_false", help="skip one clip's prediction latency")
-    p.add_argument("--repeat", type=int, default=1, help="runs per method (the tutorial runs once); the fastest is kept")
+    p.add_argument("--repeat", type=int, default=1, help="runs per method and backbone (the tutorial runs once); the fastest is kept")
     p.add_argument("--workdir", default=None, help="folder for clips and caches (default: a temporary one)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--method", default=None, help=argparse.SUPPRESS)
@@ -219,19 +219,25 @@ def main(argv=None):
     print(f"{a.clips} synthetic clips of {a.seconds:g} s (320x240, 25 fps), {a.backbone} at {a.img_size} px, T={a.max_seq_length}, "
           f"batch {a.batch_size}, ours samples {a.sampling!r}; each method in its own process, start-up excluded\n")
     results, conversions = {}, []
-    def measure(name, clips, seconds, key=None):
+    def clips_in(clips, seconds) -> Path:
         work = root/f"{clips}x{seconds:g}s"; work.mkdir(parents=True, exist_ok=True)
         (work/"paths.json").write_text(json.dumps(make_clips(work/"clips", clips, seconds)))
+        return work
+    def measure(name, clips, seconds, key=None):
+        work = clips_in(clips, seconds)
         if "-" in name: conversions.append(dict(_child(a, name, work, kind="convert"), label=f"convert once for {LABELS[name][4:]}"))
         runs = [_child(a, name, work) for _ in range(a.repeat if name != "tutorial" else 1)]
         r = min(runs, key=lambda r: r["seconds"]); r["label"] = LABELS[name]; results[key or name] = r
         return r
-    for m in a.methods.split(","):
+    methods = [m for m in a.methods.split(",") if m]
+    for m in methods:
         if m not in METHODS: raise SystemExit(f"--methods: unknown method {m!r}; use {METHODS}")
         measure(m, a.clips, a.seconds)
     ref = results.get("tutorial")
-    print(_table([results[m] for m in a.methods.split(",")], ref, "method"))
-    if conversions: print("\nOne-off conversions (cached on disk, not in the times above):\n\n" + _table(conversions, None, "conversion").replace(" | 0 |", " | - |"))
+    if methods: print(_table([results[m] for m in methods], ref, "method"))
+    if conversions:
+        print("\nOne-off conversions (cached on disk, not in the times above):\n\n| conversion | wall s | peak RSS MB |\n|---|---|---|")
+        print("\n".join(f"| {r['label']} | {r['seconds']:.1f} | {r['rss_mb']:.0f} |" for r in conversions))
     if "cold" in results and "warm" in results:
         print(f"\nwarm cache is {results['cold']['seconds']/results['warm']['seconds']:.1f}x faster than cold")
     if "cold" in results and "bound" in results:
@@ -244,7 +250,7 @@ def main(argv=None):
         print("\nPeak memory of ours (cold cache) as clips get more and longer:\n")
         print(_table(rows, None, "clips"))
     if a.predict:
-        work = root/f"{a.clips}x{a.seconds:g}s"
+        work = clips_in(a.clips, a.seconds)
         rows = ["| one clip's prediction | first call s | steady state s (median of 3) | bundle load s | peak RSS MB |", "|---|---|---|---|---|"]
         for m, label in (("tutorial", "tutorial: every frame read, `predict` per frame"), ("ours", "ours: `load_classifier` + `sequence_prediction`"),
                          ("fast", "ours with --fast (OpenVINO int8)")):
@@ -255,7 +261,8 @@ def main(argv=None):
     if a.backbones:
         rows = []
         for b in a.backbones.split(","):
-            r = _child(a, b, root, kind="backbone"); r["label"] = f"{b} ({r['dim']} features)"; rows.append(r)
+            r = min((_child(a, b, root, kind="backbone") for _ in range(a.repeat)), key=lambda r: r["seconds"])
+            r["label"] = f"{b} ({r['dim']} features)"; rows.append(r)
         print(f"\nBackbones on frames in memory at {a.img_size} px, batch {a.batch_size}:\n")
         print(_table(rows, None, "backbone"))
 

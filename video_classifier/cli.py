@@ -17,13 +17,21 @@ from fastcore.meta import delegates
 from fastcore.script import CliError, parse_cli
 
 from .data import DatasetError, class_names, clip_groups, download_ucf101_top5, load_split, make_synthetic_dataset
-from .features import build_feature_extractor, prepare_all_videos
+from .features import FAST, build_feature_extractor, prepare_all_videos, sample_calibration_frames
 from .frames import VideoError, load_video
 from .predict import (BundleError, VideoClassifier, evaluate_classifier, load_classifier, save_classifier,
                                       sequence_prediction, to_gif)
 from .train import Evaluation, run_experiment
 
 # %% ../nbs/06_cli.ipynb #ddca6f25
+def _runtime_options(
+    runtime: str = "tf",  # What runs the CNN: tf (the reference), openvino or onnx
+    precision: str = "fp32",  # fp32, bf16 or int8 (openvino); int8 calibrates on training frames
+    fast: bool = False,  # The fastest path measured on a CPU: OpenVINO int8 (about 12x the tutorial's loop, < 1 point of accuracy lost)
+):
+    "The options that choose how the CNN runs."
+
+@delegates(_runtime_options)
 def _feature_options(
     backbone: str = "inception_v3",  # CNN: inception_v3, mobilenet, mobilenet_v2, resnet50, efficientnet_b0 or densenet121
     alpha: float = 1.0,  # MobileNet's width multiplier (0.25 matches the small pretrained weights)
@@ -32,22 +40,32 @@ def _feature_options(
     seq_len: int = 20,  # Frames kept per clip (T)
     sampling: str = "uniform",  # "uniform": spread over the clip; "first": the first frames (the tutorial's code)
     cache_dir: str = None,  # Feature cache folder (default: ~/.cache/video_classifier/features)
+    **kwargs,
 ):
     "The options shared by the commands that compute features."
 
-def _extractor_settings(backbone="inception_v3", alpha=1.0, weights="imagenet", img_size=224, **_) -> dict:
+def _runtime(runtime="tf", precision="fp32", fast=False, **_) -> dict:
+    "Runtime settings of `build_feature_extractor` from command-line options (`--fast` wins)."
+    return dict(FAST) if fast else dict(runtime=runtime, precision=precision)
+
+def _extractor_settings(backbone="inception_v3", alpha=1.0, weights="imagenet", img_size=224, **kwargs) -> dict:
     "Keyword arguments of `build_feature_extractor` from command-line options."
     settings = dict(backbone=backbone, weights=None if str(weights).lower() == "none" else weights, img_size=img_size)
-    return {**settings, "alpha": alpha} if backbone == "mobilenet" else settings
+    return {**settings, **(dict(alpha=alpha) if backbone == "mobilenet" else {}), **_runtime(**kwargs)}
 
 def _cache_dir(cache_dir=None, **_) -> Path:
     "The feature cache folder: the option, or ~/.cache/video_classifier/features."
     return Path(cache_dir) if cache_dir else Path.home()/".cache"/"video_classifier"/"features"
 
 # %% ../nbs/06_cli.ipynb #be89f459
-def _build_extractor(settings: dict):
-    "Build the feature extractor, turning a failed weights download into advice."
-    try: return build_feature_extractor(**settings)
+def _build_extractor(
+    settings: dict,  # From `_extractor_settings`
+    cache_dir: Path,  # Where converted models are cached
+    calibration_frames=None,  # Training frames, to calibrate an int8 extractor on
+):
+    "Build the feature extractor, turning a missing extra or a failed weights download into advice."
+    try: return build_feature_extractor(**settings, calibration_frames=calibration_frames, cache_dir=cache_dir)
+    except ImportError as e: raise CliError(str(e)) from e
     except Exception as e:
         if settings.get("weights") != "imagenet": raise CliError(f"cannot build the {settings['backbone']} feature extractor: {e}") from e
         raise CliError(f"could not get the ImageNet weights of {settings['backbone']} ({type(e).__name__}: {e}). "
@@ -87,13 +105,16 @@ def extract(
     **kwargs,
 ):
     "Compute the features of a split into the cache and print frames per second."
-    df = load_split(data_dir, split)
-    extractor = _build_extractor(_extractor_settings(**kwargs))
+    df, settings = load_split(data_dir, split), _extractor_settings(**kwargs)
+    int8 = settings["precision"] == "int8"
+    calibration = sample_calibration_frames(list(load_split(data_dir, "train").path), settings["img_size"]) if int8 else None
+    extractor = _build_extractor(settings, _cache_dir(**kwargs), calibration)
     start = time.perf_counter()
     (_, masks), _ = prepare_all_videos(df, None, extractor, class_names(df), kwargs.get("seq_len", 20), kwargs.get("sampling", "uniform"),
                                        cache_dir=_cache_dir(**kwargs))
     secs = time.perf_counter() - start
-    print(f"{len(df)} clips, {int(masks.sum())} frames in {secs:.1f} s: {masks.sum()/secs:.1f} frames/s (cache: {_cache_dir(**kwargs)})")
+    print(f"{len(df)} clips, {int(masks.sum())} frames in {secs:.1f} s: {masks.sum()/secs:.1f} frames/s "
+          f"({getattr(extractor, 'runtime', 'tf')} {getattr(extractor, 'precision', 'fp32')}; cache: {_cache_dir(**kwargs)})")
 
 # %% ../nbs/06_cli.ipynb #ad5e69fb
 @delegates(_feature_options)
@@ -108,9 +129,10 @@ def train(
 ) -> VideoClassifier:
     "Train a classifier, evaluate it on the test split and save it."
     train_df, test_df = load_split(data_dir, "train"), load_split(data_dir, "test")
-    vocab, settings = class_names(train_df), _extractor_settings(**kwargs)
-    extractor = _build_extractor(settings)
-    T, sampling, cache = kwargs.get("seq_len", 20), kwargs.get("sampling", "uniform"), _cache_dir(**kwargs)
+    vocab, settings, cache = class_names(train_df), _extractor_settings(**kwargs), _cache_dir(**kwargs)
+    calibration = sample_calibration_frames(list(train_df.path), settings["img_size"])  # kept in the bundle, for int8 runtimes
+    extractor = _build_extractor(settings, cache, calibration)
+    T, sampling = kwargs.get("seq_len", 20), kwargs.get("sampling", "uniform")
     train_data, train_labels = prepare_all_videos(train_df, None, extractor, vocab, T, sampling, cache_dir=cache)
     test_data, test_labels = prepare_all_videos(test_df, None, extractor, vocab, T, sampling, cache_dir=cache)
     groups = clip_groups(train_df)
@@ -118,33 +140,49 @@ def train(
                          epochs=epochs, batch_size=batch_size, seed=seed)
     print(f"best epoch {exp.best_epoch} of {epochs}")
     _print_evaluation(exp.evaluation)
-    clf = VideoClassifier(exp.model, vocab, settings, sampling, feature_extractor=extractor)
+    clf = VideoClassifier(exp.model, vocab, settings, sampling, feature_extractor=extractor, calibration_frames=calibration)
     print(f"saved the classifier to {save_classifier(clf, model_dir)}")
     return clf
 
 # %% ../nbs/06_cli.ipynb #8c7addda
+def _load(model_dir, runtime=None, precision=None, fast=False, cache_dir=None) -> VideoClassifier:
+    "Load a bundle, running its CNN with another runtime or precision when asked."
+    overrides = dict(FAST) if fast else {k: v for k, v in dict(runtime=runtime, precision=precision).items() if v}
+    clf = load_classifier(model_dir, **overrides, **(dict(cache_dir=_cache_dir(cache_dir)) if overrides else {}))
+    try: clf.feature_extractor
+    except ImportError as e: raise CliError(str(e)) from e
+    return clf
+
+# %% ../nbs/06_cli.ipynb #7baf3c17
 def evaluate(
     model_dir: str,  # A classifier saved by `train`
     data_dir: str,  # Dataset folder
     split: str = "test",  # Which split list to evaluate on
+    runtime: str = None,  # Run the CNN with another runtime than the bundle's: tf, openvino or onnx
+    precision: str = None,  # ...and/or another precision: fp32, bf16 or int8
+    fast: bool = False,  # The fastest path: OpenVINO int8, calibrated on the bundle's training frames
     cache_dir: str = None,  # Feature cache folder (default: ~/.cache/video_classifier/features)
 ) -> Evaluation:
     "Evaluate a saved classifier on a split and print its accuracy."
-    clf = load_classifier(model_dir)
+    clf = _load(model_dir, runtime, precision, fast, cache_dir)
     ev = evaluate_classifier(clf, load_split(data_dir, split), cache_dir=_cache_dir(cache_dir))
     _print_evaluation(ev, split.capitalize())
     return ev
 
-# %% ../nbs/06_cli.ipynb #7baf3c17
+# %% ../nbs/06_cli.ipynb #29fa24a0
 def predict(
     model_dir: str,  # A classifier saved by `train`
     *videos: str,  # Video files to classify
     top_k: int = None,  # Classes to show per video (default: all)
     gif: str = None,  # Write the first video, with its predicted label, as an animated GIF here
+    runtime: str = None,  # Run the CNN with another runtime than the bundle's: tf, openvino or onnx
+    precision: str = None,  # ...and/or another precision: fp32, bf16 or int8
+    fast: bool = False,  # The fastest path: OpenVINO int8, calibrated on the bundle's training frames
+    cache_dir: str = None,  # Where converted models are cached (default: ~/.cache/video_classifier/features)
 ) -> list:
     "Print the most likely actions in each video."
     if not videos: raise CliError("predict: name at least one video file")
-    clf, results = load_classifier(model_dir), []
+    clf, results = _load(model_dir, runtime, precision, fast, cache_dir), []
     for path in videos:
         print(path)
         results.append(sequence_prediction(path, clf, top_k))

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .data import encode_labels
-from .features import build_feature_extractor, extract_features, prepare_all_videos
+from .features import build_feature_extractor, extract_features, prepare_all_videos, sample_calibration_frames
 from .frames import load_video
 from .model import top_classes
 from .train import Evaluation, evaluate_model
@@ -39,36 +39,47 @@ class VideoClassifier:
     def __init__(self,
                  model: keras.Model,  # Trained sequence model: [features, masks] -> probabilities
                  class_vocab: Sequence[str],  # Output i is class_vocab[i]
-                 extractor: dict,  # Keyword arguments of `build_feature_extractor` (backbone, weights, img_size, ...)
+                 extractor: dict,  # Keyword arguments of `build_feature_extractor` (backbone, weights, img_size, runtime...)
                  sampling: str = "uniform",  # How frames were picked: "uniform" or "first"
-                 feature_extractor: keras.Model | None = None):  # Built from `extractor` when first needed, if not given
+                 feature_extractor=None,  # Built from `extractor` when first needed, if not given
+                 calibration_frames: np.ndarray | None = None):  # A sample of training frames, for int8 extractors
         self.model, self.class_vocab, self.extractor, self.sampling = model, list(class_vocab), dict(extractor), sampling
+        self.calibration_frames = calibration_frames
         if feature_extractor is not None: self.__dict__["feature_extractor"] = feature_extractor
 
     @property
     def max_seq_length(self) -> int: return self.model.input_shape[0][1]
 
     @cached_property
-    def feature_extractor(self) -> keras.Model: return build_feature_extractor(**self.extractor)
+    def feature_extractor(self):
+        "The feature extractor the settings describe (a Keras model for TensorFlow fp32)."
+        int8 = self.extractor.get("precision") == "int8"
+        return build_feature_extractor(**self.extractor, **(dict(calibration_frames=self.calibration_frames) if int8 else {}))
 
     def __repr__(self): return f"VideoClassifier({len(self.class_vocab)} classes, {self.extractor}, T={self.max_seq_length}, {self.sampling})"
 
 # %% ../nbs/05_predict.ipynb #043cea42
-def _backbone(extractor: keras.Model) -> keras.Model:
-    "The CNN inside a feature extractor built by `build_feature_extractor`."
-    return next(layer for layer in extractor.layers if isinstance(layer, keras.Model))
+_NOT_SAVED = ("cache_dir",)  # settings that belong to a machine, not to the classifier
+
+def _tf_backbone(clf: VideoClassifier) -> keras.Model:
+    "The TensorFlow CNN inside the classifier's feature extractor (rebuilt when another runtime runs it)."
+    fe = clf.feature_extractor
+    if not isinstance(fe, keras.Model):
+        fe = build_feature_extractor(**{k: v for k, v in clf.extractor.items() if k not in ("runtime", "precision", *_NOT_SAVED)})
+    return next(layer for layer in fe.layers if isinstance(layer, keras.Model))
 
 # %% ../nbs/05_predict.ipynb #3a71f167
 def save_classifier(
     clf: VideoClassifier,  # What to save
     folder: str | Path,  # Created if missing; its bundle files are replaced
 ) -> Path:
-    "Save `clf` as a bundle folder: classifier.json, model.keras and, if needed, backbone.weights.h5."
+    "Save `clf` as a bundle folder: classifier.json, model.keras and, as needed, backbone weights and calibration frames."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    extractor = dict(clf.extractor)
+    extractor = {k: v for k, v in clf.extractor.items() if k not in _NOT_SAVED}
     if extractor.get("weights") != "imagenet":
-        _backbone(clf.feature_extractor).save_weights(folder/"backbone.weights.h5")
+        _tf_backbone(clf).save_weights(folder/"backbone.weights.h5")
         extractor["weights"] = "backbone.weights.h5"
+    if clf.calibration_frames is not None: np.save(folder/"calibration_frames.npy", clf.calibration_frames)
     clf.model.save(folder/"model.keras")
     meta = dict(format=BUNDLE_FORMAT, version=BUNDLE_VERSION, class_vocab=clf.class_vocab, extractor=extractor,
                 max_seq_length=clf.max_seq_length, sampling=clf.sampling)
@@ -94,7 +105,7 @@ def load_classifier(
     folder: str | Path,  # A folder written by `save_classifier`
     **overrides,  # Feature-extractor settings to change, e.g. `runtime="openvino"`
 ) -> VideoClassifier:
-    "Load a classifier bundle, checking each part."
+    "Load a classifier bundle, checking each part; `overrides` change its feature settings."
     folder = Path(folder)
     meta = _read_meta(folder)
     extractor = {**meta["extractor"], **overrides}
@@ -106,7 +117,9 @@ def load_classifier(
     except Exception as e: raise BundleError(f"{folder/'model.keras'}: cannot be loaded ({type(e).__name__}: {e})") from e
     if model.output_shape[-1] != len(meta["class_vocab"]):
         raise BundleError(f"{folder}: the model has {model.output_shape[-1]} outputs but the vocabulary {len(meta['class_vocab'])} classes")
-    return VideoClassifier(model, meta["class_vocab"], extractor, meta["sampling"])
+    calib = folder/"calibration_frames.npy"
+    if extractor.get("precision") == "int8" and not calib.is_file(): raise BundleError(f"{folder}: int8 needs calibration frames, and the bundle has none")
+    return VideoClassifier(model, meta["class_vocab"], extractor, meta["sampling"], calibration_frames=np.load(calib) if calib.is_file() else None)
 
 # %% ../nbs/05_predict.ipynb #09bed67a
 def prepare_single_video(
