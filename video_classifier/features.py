@@ -22,7 +22,8 @@ from .frames import VideoError, load_video
 
 # %% auto #0
 __all__ = ['BACKBONES', 'RUNTIMES', 'FAST', 'build_feature_extractor', 'extractor_fingerprint', 'video_key', 'FeatureCache',
-           'extract_features', 'prepare_all_videos', 'FastExtractor', 'sample_calibration_frames', 'accelerate']
+           'extract_features', 'pad_features', 'prepare_all_videos', 'FastExtractor', 'sample_calibration_frames',
+           'accelerate']
 
 # %% ../nbs/02_features.ipynb #0a929aae
 BACKBONES = {  # name: (keras.applications constructor, its preprocessing module)
@@ -202,6 +203,17 @@ def _report_errors(errors: dict[int, Exception], paths: Sequence, on_error: str)
     warnings.warn(f"skipped {len(errors)} of {len(paths)} videos that could not be read:\n{lines}", stacklevel=3)
 
 # %% ../nbs/02_features.ipynb #e264ec37
+def pad_features(
+    feats: Sequence[np.ndarray],  # Features (t_i, D) of each clip, t_i <= T
+    max_seq_length: int,  # T
+    dim: int,  # D
+) -> tuple[np.ndarray, np.ndarray]:  # features (N, T, D) float32, masks (N, T) bool
+    "Pad per-clip features to `T` steps, with a mask that is True where a step holds a frame."
+    features, masks = np.zeros((len(feats), max_seq_length, dim), np.float32), np.zeros((len(feats), max_seq_length), bool)
+    for i, f in enumerate(feats): features[i, :len(f)], masks[i, :len(f)] = f, True
+    return features, masks
+
+# %% ../nbs/02_features.ipynb #729c1d29
 def prepare_all_videos(
     df: pd.DataFrame,  # Split list with `video_name` and `tag` (and `path`, as from `load_split`)
     root_dir: str | Path | None,  # Folder of the videos, joined to `video_name`; None uses `df.path`
@@ -221,12 +233,7 @@ def prepare_all_videos(
     feats, errors = extract_features(paths, feature_extractor, max_seq_length, sampling, batch_size, cache_dir, progress)
     _report_errors(errors, paths, on_error)
     keep = [i for i in range(len(paths)) if i not in errors]
-    dim = feature_extractor.output_shape[-1]
-    features = np.zeros((len(keep), max_seq_length, dim), np.float32)
-    masks = np.zeros((len(keep), max_seq_length), bool)
-    for row, i in enumerate(keep):
-        features[row, :len(feats[i])], masks[row, :len(feats[i])] = feats[i], True
-    return (features, masks), labels[keep]
+    return pad_features([feats[i] for i in keep], max_seq_length, feature_extractor.output_shape[-1]), labels[keep]
 
 # %% ../nbs/02_features.ipynb #c3d2ae9d
 RUNTIMES = {"tf": ("fp32",), "openvino": ("fp32", "bf16", "int8"), "onnx": ("fp32",)}

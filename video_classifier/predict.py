@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .data import encode_labels
-from .features import build_feature_extractor, extract_features, prepare_all_videos, sample_calibration_frames
+from .features import build_feature_extractor, extract_features, pad_features, prepare_all_videos, sample_calibration_frames
 from .frames import load_video
 from .model import top_classes
 from .train import Evaluation, evaluate_model
@@ -128,11 +128,9 @@ def prepare_single_video(
     max_seq_length: int = 20,  # T: steps the sequence model takes
 ) -> tuple[np.ndarray, np.ndarray]:  # features (1, T, D) float32 and mask (1, T) bool
     "Features and mask of one clip's frames, computed in a single batch."
-    frames = frames[:max_seq_length]
-    dim = feature_extractor.output_shape[-1]
-    features, mask = np.zeros((1, max_seq_length, dim), np.float32), np.zeros((1, max_seq_length), bool)
-    if len(frames): features[0, :len(frames)], mask[0, :len(frames)] = feature_extractor.predict_on_batch(frames), True
-    return features, mask
+    frames, dim = frames[:max_seq_length], feature_extractor.output_shape[-1]
+    feats = feature_extractor.predict_on_batch(frames) if len(frames) else np.zeros((0, dim), np.float32)
+    return pad_features([feats], max_seq_length, dim)
 
 # %% ../nbs/05_predict.ipynb #285ab8c6
 def sequence_prediction(
@@ -161,9 +159,7 @@ def predict_videos(
     T, dim = classifier.max_seq_length, classifier.feature_extractor.output_shape[-1]
     feats, errors = extract_features(paths, classifier.feature_extractor, T, classifier.sampling, cache_dir=cache_dir, progress=progress)
     if errors: raise next(iter(errors.values()))
-    features, masks = np.zeros((len(paths), T, dim), np.float32), np.zeros((len(paths), T), bool)
-    for i, f in enumerate(feats): features[i, :len(f)], masks[i, :len(f)] = f, True
-    return classifier.model.predict([features, masks], verbose=0)
+    return classifier.model.predict(list(pad_features(feats, T, dim)), verbose=0)
 
 # %% ../nbs/05_predict.ipynb #ff85336d
 def evaluate_classifier(
