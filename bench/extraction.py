@@ -129,11 +129,10 @@ def predict_latency(a) -> dict:
         from video_classifier.model import get_sequence_model
         from video_classifier.predict import VideoClassifier, load_classifier, save_classifier, sequence_prediction
         bundle = Path(a.workdir)/"bundle"
-        if not (bundle/"classifier.json").exists():
-            ex = build_feature_extractor(**extractor)
-            save_classifier(VideoClassifier(get_sequence_model(3, T, ex.output_shape[-1]), ["a", "b", "c"], extractor, a.sampling, ex), bundle)
-        fast = dict(runtime="openvino", precision="int8", calibration_frames=sample_calibration_frames([path], S, count=a.calibration, per_clip=a.calibration),
-                    cache_dir=str(Path(a.workdir)/"converted")) if a.method == "fast" else {}
+        if not (bundle/"classifier.json").exists():  # the bundle keeps calibration frames, as `video-classifier train` saves them
+            ex, calib = build_feature_extractor(**extractor), sample_calibration_frames([path], S, count=a.calibration, per_clip=a.calibration)
+            save_classifier(VideoClassifier(get_sequence_model(3, T, ex.output_shape[-1]), ["a", "b", "c"], extractor, a.sampling, ex, calib), bundle)
+        fast = dict(runtime="openvino", precision="int8", cache_dir=str(Path(a.workdir)/"converted")) if a.method == "fast" else {}
         if fast: load_classifier(bundle, **fast).feature_extractor  # convert once, outside the times
         start = time.perf_counter(); clf = load_classifier(bundle, **fast); clf.feature_extractor
         load = time.perf_counter() - start
@@ -214,7 +213,9 @@ def main(argv=None):
     a.passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items()
                      if k in ("backbone", "img_size", "alpha", "max_seq_length", "batch_size", "sampling", "calibration", "batches") and v is not None]
     if a.weights: a.passthrough.append(f"--weights={a.weights}")
-    root = Path(a.workdir or tempfile.mkdtemp(prefix="bench-"))
+    if a.workdir is None:  # clips, caches and converted models go to a folder removed at the end
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp: return main([*(argv if argv is not None else sys.argv[1:]), f"--workdir={tmp}"])
+    root = Path(a.workdir)
     print(f"Machine: {machine()}")
     print(f"{a.clips} synthetic clips of {a.seconds:g} s (320x240, 25 fps), {a.backbone} at {a.img_size} px, T={a.max_seq_length}, "
           f"batch {a.batch_size}, ours samples {a.sampling!r}; each method in its own process, start-up excluded\n")

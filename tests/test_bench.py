@@ -17,11 +17,13 @@ def test_extraction_benchmark_runs(tmp_path):
     pytest.importorskip("openvino", reason="the openvino extra is not installed")
     out = _run("extraction.py", "--clips", "2", "--seconds", "1", "--backbone", "mobilenet", "--img-size", "64", "--alpha", "0.25",
                "--max-seq-length", "4", "--calibration", "8", "--methods", "tutorial,bound,cold,warm,openvino-int8",
-               "--backbones", "", "--no-predict", "--workdir", str(tmp_path))
+               "--backbones", "", "--workdir", str(tmp_path))
     rows = [l for l in out.splitlines() if l.startswith("| (")]
     assert len(rows) == 5, out
     assert all(row.split("|")[2].strip() == "8" for row in rows), out  # 2 clips x 4 frames each
     assert "warm cache is" in out and "compute bound" in out
+    predictions = [l for l in out.splitlines() if l.startswith(("| tutorial: every frame", "| ours: `load_classifier`", "| ours with --fast"))]
+    assert len(predictions) == 3, out  # one clip's prediction: the tutorial's path, ours, and ours with --fast
 
 
 def test_accuracy_benchmark_runs():

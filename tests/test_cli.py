@@ -18,7 +18,6 @@ def test_small_demo_end_to_end(tmp_path):
                "--img-size", "96", "--epochs", "15")
     assert res.returncode == 0, res.stderr[-3000:]
     acc = float(re.search(r"Test accuracy: ([\d.]+)%", res.stdout).group(1))
-    assert 0 <= acc <= 100
     assert "random weights" in res.stdout and "mobilenet" in res.stdout  # says which backbone and weights it used
     assert (tmp_path/"demo"/"prediction.gif").stat().st_size > 1000
     assert (tmp_path/"demo"/"classifier"/"classifier.json").exists()

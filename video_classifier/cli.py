@@ -12,13 +12,13 @@ import sys, time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from fastcore.meta import delegates
 from fastcore.script import CliError, parse_cli
 
 from .data import DatasetError, class_names, clip_groups, download_ucf101_top5, load_split, make_synthetic_dataset
 from .features import FAST, build_feature_extractor, prepare_all_videos, sample_calibration_frames
 from .frames import VideoError, load_video
+from .model import SEQUENCE_MODELS
 from .predict import (BundleError, VideoClassifier, evaluate_classifier, load_classifier, save_classifier,
                                       sequence_prediction, to_gif)
 from .train import Evaluation, run_experiment
@@ -128,6 +128,7 @@ def train(
     **kwargs,
 ) -> VideoClassifier:
     "Train a classifier, evaluate it on the test split and save it."
+    if model not in SEQUENCE_MODELS: raise CliError(f"--model {model}: use one of {', '.join(SEQUENCE_MODELS)}")
     train_df, test_df = load_split(data_dir, "train"), load_split(data_dir, "test")
     vocab, settings, cache = class_names(train_df), _extractor_settings(**kwargs), _cache_dir(**kwargs)
     calibration = sample_calibration_frames(list(train_df.path), settings["img_size"])  # kept in the bundle, for int8 runtimes
@@ -148,7 +149,7 @@ def train(
 def _load(model_dir, runtime=None, precision=None, fast=False, cache_dir=None) -> VideoClassifier:
     "Load a bundle, running its CNN with another runtime or precision when asked."
     overrides = dict(FAST) if fast else {k: v for k, v in dict(runtime=runtime, precision=precision).items() if v}
-    clf = load_classifier(model_dir, **overrides, **(dict(cache_dir=_cache_dir(cache_dir)) if overrides else {}))
+    clf = load_classifier(model_dir, **overrides, cache_dir=_cache_dir(cache_dir))
     try: clf.feature_extractor
     except ImportError as e: raise CliError(str(e)) from e
     return clf

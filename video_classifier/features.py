@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .data import encode_labels, class_names
-from .frames import VideoError, load_video
+from .frames import VideoError, _check_options, load_video
 
 # %% auto #0
 __all__ = ['BACKBONES', 'RUNTIMES', 'FAST', 'build_feature_extractor', 'extractor_fingerprint', 'video_key', 'FeatureCache',
@@ -66,7 +66,7 @@ def build_feature_extractor(
     cache_dir: str | Path | None = None,  # Where converted models are cached (non-TF runtimes)
 ):  # uint8 RGB frames (N, img_size, img_size, 3) -> features (N, D): a Keras model, or a `FastExtractor`
     "A model from uint8 RGB frames to the pooled features of an ImageNet backbone, preprocessing inside."
-    keras.utils.set_random_seed(seed)
+    if weights is None: keras.utils.set_random_seed(seed)
     cnn, preprocess = _backbone(backbone, img_size, weights, alpha)
     frames = keras.Input((img_size, img_size, 3), dtype="uint8", name="frames")
     model = keras.Model(frames, cnn(preprocess(keras.ops.cast(frames, "float32"))), name=f"feature_extractor_{backbone}")
@@ -175,6 +175,8 @@ def extract_features(
     progress: bool = True,  # Show a progress bar
 ) -> tuple[list[np.ndarray | None], dict[int, Exception]]:  # Features (t, D) per clip (None if failed), errors by index
     "Features of the kept frames of each clip, batched across clips, read ahead and cached."
+    _check_options(max_seq_length, sampling)  # a bad option fails here, not once per clip in the readers
+    paths = [str(p) for p in paths]  # positions, whatever the index of a pandas Series
     img_size = feature_extractor.input_shape[1]
     settings = dict(extractor=extractor_fingerprint(feature_extractor), img_size=img_size, max_frames=max_seq_length, sampling=sampling)
     cache = FeatureCache(cache_dir) if cache_dir is not None else None
@@ -277,6 +279,7 @@ def sample_calibration_frames(
     seed: int = 0,  # Which clips are used when there are more than needed
 ) -> np.ndarray:  # uint8 (count or fewer, img_size, img_size, 3)
     "A sample of frames from `paths` to calibrate an int8 extractor on."
+    paths = [str(p) for p in paths]
     order = np.random.default_rng(seed).permutation(len(paths))[:-(-count // per_clip)]
     frames = [load_video(paths[i], max_frames=per_clip, resize=(img_size, img_size), sampling="uniform") for i in sorted(order)]
     return np.concatenate(frames)[:count]
@@ -302,7 +305,11 @@ def _openvino_model(
         import nncf
         data = nncf.Dataset([f[None] for f in calib])
         model = nncf.quantize(model, data, subset_size=len(calib), **quantize_kw)  # (see `_INT8_DEFAULTS`)
-    if saved is not None: saved.parent.mkdir(parents=True, exist_ok=True); ov.save_model(model, saved, compress_to_fp16=False)
+    if saved is not None:  # written under another name, then renamed: a killed conversion leaves no model to trust
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        partial = saved.with_name(f".partial-{saved.name}")
+        ov.save_model(model, partial, compress_to_fp16=False)
+        os.replace(partial.with_suffix(".bin"), saved.with_suffix(".bin")); os.replace(partial, saved)
     return model
 
 # %% ../nbs/02_features.ipynb #8eb91d84
@@ -315,19 +322,29 @@ def _openvino_runner(model, precision: str) -> Callable:
     return lambda x: request.infer({0: x})[0].copy()
 
 # %% ../nbs/02_features.ipynb #4f2d645f
+def _export_onnx(
+    extractor: keras.Model,  # The fp32 Keras extractor
+    dest: Path,  # The .onnx file to write
+) -> Path:
+    "Export the extractor to ONNX under a temporary name, then rename it to `dest`."
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(f".partial-{dest.name}")
+    extractor.predict_on_batch(np.zeros((1, *extractor.input_shape[1:]), np.uint8))  # Keras exports only a model that has run
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        extractor.export(str(partial), format="onnx", verbose=False)
+    os.replace(partial, dest)
+    return dest
+
 def _onnx_runner(
     extractor: keras.Model,  # The fp32 Keras extractor
-    saved: Path,  # Where the exported model is cached (.onnx)
+    saved: Path | None,  # Where the exported model is cached (.onnx), or None
 ) -> Callable:
-    "An ONNX Runtime session of the extractor, exported once to `saved`."
+    "An ONNX Runtime session of the extractor, exported once to `saved` (or to a folder removed right after)."
     import onnxruntime as ort
-    if not saved.exists():
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        extractor.predict_on_batch(np.zeros((1, *extractor.input_shape[1:]), np.uint8))  # Keras exports only a model that has run
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            extractor.export(str(saved), format="onnx", verbose=False)
-    session = ort.InferenceSession(str(saved), providers=["CPUExecutionProvider"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = saved if saved is not None and saved.exists() else _export_onnx(extractor, saved or Path(tmp)/"extractor.onnx")
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x})[0]
 
@@ -351,7 +368,7 @@ def accelerate(
     ident = [extractor_fingerprint(extractor), runtime, precision, hashlib.sha1(calib).hexdigest() if calib is not None else None, quantize_kw]
     fp = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
     folder = Path(cache_dir)/"models" if cache_dir is not None else None
-    saved = lambda suffix: (folder or Path(tempfile.mkdtemp()))/f"{extractor.name}-{runtime}-{precision}-{fp}.{suffix}"
-    run = (_openvino_runner(_openvino_model(extractor, precision, calib, folder and saved("xml"), quantize_kw), precision)
+    saved = lambda suffix: folder/f"{extractor.name}-{runtime}-{precision}-{fp}.{suffix}" if folder else None
+    run = (_openvino_runner(_openvino_model(extractor, precision, calib, saved("xml"), quantize_kw), precision)
            if runtime == "openvino" else _onnx_runner(extractor, saved("onnx")))
     return FastExtractor(run, tuple(extractor.input_shape), tuple(extractor.output_shape), fp, extractor.name, runtime, precision)

@@ -6,7 +6,7 @@ Docs: https://video-classifier.github.io/video_classifier/predict.html.md"""
 
 # %% ../nbs/05_predict.ipynb #beb07ac5
 from __future__ import annotations
-import json, shutil
+import json
 from functools import cached_property
 from pathlib import Path
 from typing import Sequence
@@ -17,8 +17,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from .data import encode_labels
-from .features import build_feature_extractor, extract_features, pad_features, prepare_all_videos, sample_calibration_frames
+from .features import build_feature_extractor, extract_features, pad_features, prepare_all_videos
 from .frames import load_video
 from .model import top_classes
 from .train import Evaluation, evaluate_model
@@ -79,7 +78,9 @@ def save_classifier(
     if extractor.get("weights") != "imagenet":
         _tf_backbone(clf).save_weights(folder/"backbone.weights.h5")
         extractor["weights"] = "backbone.weights.h5"
+    else: (folder/"backbone.weights.h5").unlink(missing_ok=True)
     if clf.calibration_frames is not None: np.save(folder/"calibration_frames.npy", clf.calibration_frames)
+    else: (folder/"calibration_frames.npy").unlink(missing_ok=True)  # never leave another classifier's frames behind
     clf.model.save(folder/"model.keras")
     meta = dict(format=BUNDLE_FORMAT, version=BUNDLE_VERSION, class_vocab=clf.class_vocab, extractor=extractor,
                 max_seq_length=clf.max_seq_length, sampling=clf.sampling)
@@ -106,7 +107,7 @@ def load_classifier(
     **overrides,  # Feature-extractor settings to change, e.g. `runtime="openvino"`
 ) -> VideoClassifier:
     "Load a classifier bundle, checking each part; `overrides` change its feature settings."
-    folder = Path(folder)
+    folder = Path(folder).absolute()
     meta = _read_meta(folder)
     extractor = {**meta["extractor"], **overrides}
     if extractor.get("weights") == "backbone.weights.h5": extractor["weights"] = str(folder/"backbone.weights.h5")

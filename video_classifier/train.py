@@ -146,7 +146,8 @@ def plot_history(
     h, epochs = history.history, np.arange(1, len(history.history["loss"]) + 1)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for ax, metric in zip(axes, ("loss", "accuracy")):
-        ax.plot(epochs, h[metric], label="training"); ax.plot(epochs, h[f"val_{metric}"], label="validation")
+        ax.plot(epochs, h[metric], label="training")
+        if f"val_{metric}" in h: ax.plot(epochs, h[f"val_{metric}"], label="validation")
         if best_epoch: ax.axvline(best_epoch, color="gray", ls="--", lw=1, label="kept")
         ax.set(xlabel="epoch", title=metric); ax.legend()
     fig.tight_layout()
@@ -189,6 +190,7 @@ def pair_accuracy(
 ) -> float:
     "How often the model picks the right class of a clip's order-only pair (chance: 0.5)."
     labels, index = np.asarray(labels), {c: i for i, c in enumerate(class_vocab)}
+    if not any(index[c] in labels for pair in pairs for c in pair): raise ValueError("pair_accuracy: no clip belongs to a paired class")
     right = []
     for a, b in pairs:
         ia, ib = index[a], index[b]
