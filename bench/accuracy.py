@@ -56,18 +56,12 @@ def variant_extractor(name: str, weights: Path, img_size: int, calib):
 
 
 def fit(x, m, y, num_classes: int, seed: int, epochs: int):
-    "Train a small masked GRU (the lead's `get_sequence_model` when present) and return it."
+    "Train the package's sequence model (the tutorial's masked GRU, standardized on `x`) and return it."
     import keras
+    from video_classifier.model import adapt_standardize, get_sequence_model
     keras.utils.set_random_seed(seed)
-    try:
-        from video_classifier.model import adapt_standardize, get_sequence_model
-        model = get_sequence_model(num_classes, x.shape[1], x.shape[2])
-        adapt_standardize(model.get_layer("standardize"), x, m)
-    except ImportError:
-        f, mk = keras.Input(x.shape[1:]), keras.Input(x.shape[1:2], dtype="bool")
-        h = keras.layers.GRU(16)(keras.layers.Normalization()(f), mask=mk)
-        model = keras.Model([f, mk], keras.layers.Dense(num_classes, activation="softmax")(keras.layers.Dropout(0.4)(h)))
-        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = get_sequence_model(num_classes, x.shape[1], x.shape[2])
+    adapt_standardize(model.get_layer("standardize"), x, m)
     model.fit([x, m], y, epochs=epochs, batch_size=32, verbose=0, shuffle=True)
     return model
 

@@ -7,7 +7,7 @@ are kept, and links into `nbs/` are rewritten to work from the repository root. 
 `tensorflow_docs.vis.embed.embed_file`) are written to `index_files/figure-commonmark/`, where nbdev-readme
 puts them too, because GitHub does not show `data:` images in a README.
 """
-import base64, json, re, sys
+import base64, json, re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]

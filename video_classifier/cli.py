@@ -53,6 +53,10 @@ def _extractor_settings(backbone="inception_v3", alpha=1.0, weights="imagenet", 
     settings = dict(backbone=backbone, weights=None if str(weights).lower() == "none" else weights, img_size=img_size)
     return {**settings, **(dict(alpha=alpha) if backbone == "mobilenet" else {}), **_runtime(**kwargs)}
 
+def _frames(seq_len=20, sampling="uniform", **_) -> tuple[int, str]:
+    "Frames per clip and how they are picked, from command-line options."
+    return seq_len, sampling
+
 def _cache_dir(cache_dir=None, **_) -> Path:
     "The feature cache folder: the option, or ~/.cache/video_classifier/features."
     return Path(cache_dir) if cache_dir else Path.home()/".cache"/"video_classifier"/"features"
@@ -110,7 +114,7 @@ def extract(
     calibration = sample_calibration_frames(list(load_split(data_dir, "train").path), settings["img_size"]) if int8 else None
     extractor = _build_extractor(settings, _cache_dir(**kwargs), calibration)
     start = time.perf_counter()
-    (_, masks), _ = prepare_all_videos(df, None, extractor, class_names(df), kwargs.get("seq_len", 20), kwargs.get("sampling", "uniform"),
+    (_, masks), _ = prepare_all_videos(df, None, extractor, class_names(df), *_frames(**kwargs),
                                        cache_dir=_cache_dir(**kwargs))
     secs = time.perf_counter() - start
     print(f"{len(df)} clips, {int(masks.sum())} frames in {secs:.1f} s: {masks.sum()/secs:.1f} frames/s "
@@ -133,7 +137,7 @@ def train(
     vocab, settings, cache = class_names(train_df), _extractor_settings(**kwargs), _cache_dir(**kwargs)
     calibration = sample_calibration_frames(list(train_df.path), settings["img_size"])  # kept in the bundle, for int8 runtimes
     extractor = _build_extractor(settings, cache, calibration)
-    T, sampling = kwargs.get("seq_len", 20), kwargs.get("sampling", "uniform")
+    T, sampling = _frames(**kwargs)
     train_data, train_labels = prepare_all_videos(train_df, None, extractor, vocab, T, sampling, cache_dir=cache)
     test_data, test_labels = prepare_all_videos(test_df, None, extractor, vocab, T, sampling, cache_dir=cache)
     groups = clip_groups(train_df)

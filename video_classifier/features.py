@@ -201,7 +201,7 @@ def _report_errors(errors: dict[int, Exception], paths: Sequence, on_error: str)
     "Raise one VideoError naming every clip that failed, or warn that they are skipped."
     if not errors: return
     lines = "\n".join(f"  {paths[i]}: {e}" for i, e in sorted(errors.items()))
-    if on_error == "raise": raise VideoError(f"{len(errors)} of {len(paths)} videos could not be read (the others are cached):\n{lines}")
+    if on_error == "raise": raise VideoError(f"{len(errors)} of {len(paths)} videos could not be read (with a cache folder, the others are kept):\n{lines}")
     warnings.warn(f"skipped {len(errors)} of {len(paths)} videos that could not be read:\n{lines}", stacklevel=3)
 
 # %% ../nbs/02_features.ipynb #e264ec37

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from .features import build_feature_extractor, extract_features, pad_features, prepare_all_videos
+from .features import _report_errors, build_feature_extractor, extract_features, pad_features, prepare_all_videos
 from .frames import load_video
 from .model import top_classes
 from .train import Evaluation, evaluate_model
@@ -159,7 +159,7 @@ def predict_videos(
     "Class probabilities for each video."
     T, dim = classifier.max_seq_length, classifier.feature_extractor.output_shape[-1]
     feats, errors = extract_features(paths, classifier.feature_extractor, T, classifier.sampling, cache_dir=cache_dir, progress=progress)
-    if errors: raise next(iter(errors.values()))
+    _report_errors(errors, paths, "raise")  # one VideoError naming every clip that failed
     return classifier.model.predict(list(pad_features(feats, T, dim)), verbose=0)
 
 # %% ../nbs/05_predict.ipynb #ff85336d
