@@ -71,7 +71,8 @@ docs-test: docs docs-browser
 
 # Feature extraction side by side (the tutorial's loop, ours, its bounds, faster runtimes), then what each
 # runtime and precision costs in accuracy on the real clips. Takes minutes on 2 cores; run it on an idle machine.
+# Writes the Markdown tables that the README and the chapters include (bench/results/*.md): commit them.
 .PHONY: bench
 bench: install
-	$(PY) bench/extraction.py --scaling --repeat 2
-	$(PY) bench/accuracy.py
+	$(PY) bench/extraction.py --scaling --repeat 2 --out bench/results/extraction.md
+	$(PY) bench/accuracy.py --out bench/results/accuracy.md

@@ -6,15 +6,20 @@ it. Every variant's features come from the same pretrained MobileNet (alpha 0.25
 over seeds: (a) cross-evaluation: the model trained on TF fp32 features, tested on the variant's features (what
 happens when the fast path serves a model trained on the reference); (b) retrained on the variant's features.
 
-    python bench/accuracy.py                # the table (about 2-4 minutes on 2 cores)
+    python bench/accuracy.py --out bench/results/accuracy.md   # the table (minutes on 2 cores)
     python bench/accuracy.py --seeds 1 --epochs 2 --max-frames 40 --variants tf-fp32,openvino-fp32
 """
 from __future__ import annotations
 import argparse, os, time
 from pathlib import Path
 
+from report import SharedUse, run_line, table, write
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 VARIANTS = ("tf-fp32", "openvino-fp32", "onnx-fp32", "openvino-bf16", "openvino-int8", "openvino-int8-300", "openvino-int8-fastbc")
+LABELS = {"tf-fp32": "TensorFlow fp32 (the reference)", "openvino-fp32": "OpenVINO fp32", "onnx-fp32": "ONNX Runtime fp32",
+          "openvino-bf16": "OpenVINO bf16", "openvino-int8": "OpenVINO int8: NNCF, 64 calibration frames (`FAST`)",
+          "openvino-int8-300": "the same, 300 calibration frames", "openvino-int8-fastbc": "the same, NNCF's quick bias correction"}
 SHARED = Path(__file__).resolve().parents[2]/"shared"
 
 
@@ -47,7 +52,8 @@ def gather(feats: list, wins: list):
 
 def variant_extractor(name: str, weights: Path, img_size: int, calib):
     "The pretrained MobileNet run the way `name` says: runtime-precision[-calibration frames][-fastbc]."
-    from video_classifier.features import accelerate, build_feature_extractor
+    from video_classifier.features import build_feature_extractor
+    from video_classifier.runtimes import accelerate
     ex = build_feature_extractor("mobilenet", weights=weights, img_size=img_size, alpha=0.25)
     runtime, precision, *options = name.split("-")
     count = next((int(o) for o in options if o.isdigit()), 64)
@@ -88,7 +94,8 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {VARIANTS}")
-    a = p.parse_args(argv)
+    p.add_argument("--out", default=None, help="also write the report as Markdown to this file (e.g. bench/results/accuracy.md)")
+    a, use = p.parse_args(argv), SharedUse()
     import numpy as np
     from video_classifier.frames import load_video
     paths = clips(Path(a.clips))
@@ -97,31 +104,38 @@ def main(argv=None):
     train, test = task(frames, a.T, a.step, a.stride, a.split)
     calib_idx = np.random.default_rng(0).permutation(len(train))
     calib = np.stack([frames[train[i][0]][train[i][1][0]] for i in calib_idx[:300]])  # first frames of random training windows
-    print(f"{len(paths)} real clips (one class each), MobileNet alpha 0.25 (pretrained) at {a.img_size} px; windows of {a.T} frames "
-          f"{a.step} apart: {len(train)} train (first {a.split:.0%} of each clip), {len(test)} test (the rest); "
-          f"GRU, {a.epochs} epochs, {a.seeds} seeds\n")
+    settings = (f"{len(paths)} real clips (one class each), MobileNet alpha 0.25 (pretrained) at {a.img_size} px; windows of {a.T} frames "
+                f"{a.step} apart: {len(train)} train (the first {a.split:.0%} of each clip), {len(test)} test (the rest); the package's "
+                f"masked GRU, {a.epochs} epochs, mean of {a.seeds} seed{'s' * (a.seeds > 1)}")
+    print(f"{settings}\n")
+    variants = a.variants.split(",")
     feats, speed = {}, {}
-    for v in a.variants.split(","):
+    for v in variants:
         ex = variant_extractor(v, Path(a.weights), a.img_size, calib)
         batch = np.concatenate(frames)[:32]; ex.predict_on_batch(batch)
         speed[v] = max(4*32/_timed(lambda: [ex.predict_on_batch(batch) for _ in range(4)]) for _ in range(3))  # best of 3
         feats[v] = [np.concatenate([ex.predict_on_batch(f[i:i + 32]) for i in range(0, len(f), 32)]) for f in frames]
-    ref = feats[a.variants.split(",")[0]]
+    ref = np.concatenate(feats[variants[0]])
     data = {v: (gather(f, train), gather(f, test)) for v, f in feats.items()}
-    reference = [fit(*data[a.variants.split(",")[0]][0], len(paths), s, a.epochs) for s in range(a.seeds)]
-    rows = ["| variant | frames/s (batch 32) | x TF | cosine to TF fp32 | (a) cross-eval % | (b) retrained % | (a) loss | (b) loss |",
-            "|---|---|---|---|---|---|---|---|"]
-    base = None
+    reference = [fit(*data[variants[0]][0], len(paths), s, a.epochs) for s in range(a.seeds)]
+    rows, base = [], None
     for v, (tr, te) in data.items():
-        F, R = np.concatenate(feats[v]), np.concatenate(ref)
-        cos = np.mean(np.sum(F*R, 1)/np.linalg.norm(F, axis=1)/np.linalg.norm(R, axis=1))
+        F = np.concatenate(feats[v])
+        cos = np.mean(np.sum(F*ref, 1)/np.linalg.norm(F, axis=1)/np.linalg.norm(ref, axis=1))
         cross = np.mean([accuracy(m, *te) for m in reference])
         retrained = np.mean([accuracy(fit(*tr, len(paths), s, a.epochs), *te) for s in range(a.seeds)])
         base = base or (cross, retrained)
-        rows.append(f"| {v} | {speed[v]:.0f} | {speed[v]/speed[a.variants.split(',')[0]]:.1f} | {cos:.4f} | {cross:.1f} | {retrained:.1f} | "
-                    f"{base[0] - cross:+.1f} | {base[1] - retrained:+.1f} |")
-    print("\n".join(rows))
-    print("\nloss = points lost against the first row (TF fp32), mean over seeds")
-
+        rows.append([v, LABELS.get(v, v), f"{speed[v]:.0f}", f"{speed[v]/speed[variants[0]]:.2f}", f"{cos:.4f}", f"{cross:.1f}", f"{retrained:.1f}",
+                     f"{base[0] - cross:+.1f}", f"{base[1] - retrained:+.1f}"])
+    header = ["variant", "what runs the CNN", "frames/s (batch 32)", f"x {variants[0]}", f"cosine to {variants[0]}",
+              "(a) cross-eval %", "(b) retrained %", "(a) loss", "(b) loss"]
+    legend = (f"(a): the models trained on {variants[0]} features, tested on the variant's features (what `FAST` does with a "
+              f"classifier trained on the reference); (b): trained and tested on the variant's own features. Loss: points of "
+              f"accuracy lost against the first row. Frames/s: the extractor alone on 32 frames in memory, the best of 3.")
+    blocks = [table(header, rows), legend]
+    print("\n\n".join(blocks))
+    first = run_line(settings, use)
+    print(f"\n{first}")
+    write(a.out, [first, *blocks])
 
 if __name__ == "__main__": main()

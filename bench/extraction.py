@@ -5,20 +5,24 @@ Every method runs in its own subprocess on the same synthetic UCF101-like clips,
 warm-up call) is excluded from the times; conversions to other runtimes run once, in a process of their own,
 and are reported apart. Frames/s counts the frames that get a feature vector. Other processes on the machine
 slow some methods more than others: run it on an idle machine, and use --repeat to keep each method's best.
+The report's first line says how much of the cores other processes took during the run.
 
-    python bench/extraction.py                      # the full table (a few minutes on 2 cores)
+    python bench/extraction.py --out bench/results/extraction.md   # the full report (minutes on 2 cores)
     python bench/extraction.py --clips 2 --seconds 1 --backbone mobilenet --img-size 64 --max-seq-length 4
 """
 from __future__ import annotations
-import argparse, json, os, platform, resource, shutil, subprocess, sys, tempfile, time
+import argparse, json, os, resource, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
+
+from report import SharedUse, run_line, table, write
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 METHODS = ("tutorial", "decode", "bound", "cold", "warm", "openvino-fp32", "onnx-fp32", "openvino-bf16", "openvino-int8")
-LABELS = {"tutorial": "(1) tutorial: read every frame, `predict` per frame", "cold": "(2) ours, cold cache (TF fp32, default)",
-          "warm": "(2) ours, warm cache", "bound": "(3) compute bound: CNN on frames in memory", "decode": "(4) decoding alone (ours)",
-          "openvino-fp32": "(5) ours, OpenVINO fp32", "onnx-fp32": "(5) ours, ONNX Runtime fp32",
-          "openvino-bf16": "(5) ours, OpenVINO bf16", "openvino-int8": "(5) ours, OpenVINO int8 (NNCF)"}
+LABELS = {"tutorial": "the tutorial: every frame read, one `predict` per frame", "decode": "decoding alone: `load_video`, no CNN",
+          "bound": "compute bound: the CNN alone on frames in memory (TF fp32)",
+          "cold": "`prepare_all_videos`, TF fp32 (the default), cold cache", "warm": "the same, warm cache",
+          "openvino-fp32": "`prepare_all_videos`, OpenVINO fp32", "onnx-fp32": "`prepare_all_videos`, ONNX Runtime fp32",
+          "openvino-bf16": "`prepare_all_videos`, OpenVINO bf16", "openvino-int8": "`prepare_all_videos`, OpenVINO int8 (`FAST`)"}
 
 
 def make_clips(folder: Path, n: int, seconds: float, fps: int = 25, size=(320, 240)) -> list[str]:
@@ -51,11 +55,10 @@ def _tutorial_load_video(path: str, size: int):
 
 def _extractor(a, runtime="tf", precision="fp32", paths=None):
     "The benchmark's extractor, converted (outside the timed part) for a runtime other than TF fp32."
-    from video_classifier.features import accelerate, build_feature_extractor, sample_calibration_frames
-    ex = build_feature_extractor(a.backbone, weights=a.weights, img_size=a.img_size, alpha=a.alpha)
-    if (runtime, precision) == ("tf", "fp32"): return ex
+    from video_classifier.runtimes import make_extractor, sample_calibration_frames
     calib = sample_calibration_frames(paths, a.img_size, count=a.calibration) if precision == "int8" else None
-    return accelerate(ex, runtime, precision, calib, cache_dir=Path(a.workdir)/"converted")
+    return make_extractor(a.backbone, a.weights, a.img_size, a.alpha, runtime=runtime, precision=precision, calibration_frames=calib,
+                          cache_dir=Path(a.workdir)/"converted")
 
 
 def run_method(a) -> dict:
@@ -125,8 +128,9 @@ def predict_latency(a) -> dict:
             return model.predict([feats, mask], verbose=0)[0]
         model = get_sequence_model(3, T, ex.output_shape[-1])
     else:
-        from video_classifier.features import build_feature_extractor, sample_calibration_frames
+        from video_classifier.features import build_feature_extractor
         from video_classifier.model import get_sequence_model
+        from video_classifier.runtimes import sample_calibration_frames
         from video_classifier.predict import VideoClassifier, load_classifier, save_classifier, sequence_prediction
         bundle = Path(a.workdir)/"bundle"
         if not (bundle/"classifier.json").exists():  # the bundle keeps calibration frames, as `video-classifier train` saves them
@@ -163,27 +167,19 @@ def backbone_speed(a) -> dict:
 def _child(a, method: str, workdir: Path, kind: str = "method") -> dict:
     "Run `method` in a fresh Python process and return what it measured."
     args = [sys.executable, __file__, "--child", kind, "--method", method, "--workdir", str(workdir)] + a.passthrough
+    use = SharedUse()
     out = subprocess.run(args, capture_output=True, text=True)
     if out.returncode: raise RuntimeError(f"{method} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]), others=(use.share() or (0.0, 0.0))[0])
 
 
-def _table(rows: list[dict], ref: dict | None, first: str) -> str:
-    "A markdown table of frames/s, wall time, peak RSS and, given the tutorial's row `ref`, the ratio to it."
-    lines = [f"| {first} | frames | wall s | frames/s | peak RSS MB |" + (" x tutorial |" if ref else ""), "|---|---|---|---|---|" + ("---|" if ref else "")]
-    for r in rows:
-        fps = r["frames"]/r["seconds"]
-        ratio = f" {fps/(ref['frames']/ref['seconds']):.1f} |" if ref else ""
-        lines.append(f"| {r['label']} | {r['frames']} | {r['seconds']:.2f} | {fps:.1f} | {r['rss_mb']:.0f} |{ratio}")
-    return "\n".join(lines)
-
-
-def machine() -> str:
-    "One line describing this machine."
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
-    flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "")
-    isa = ", ".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni") if f" {f}" in flags)
-    return f"{os.cpu_count()} cores, {cpu} ({isa}), Python {platform.python_version()}"
+def _table(rows: list[dict], first: str, refs: dict[str, dict] | None = None) -> str:
+    "A Markdown table of frames, wall time, frames/s, the speed relative to each row of `refs` (column: row), peak RSS and load."
+    refs = {col: r for col, r in (refs or {}).items() if r}
+    fps = lambda r: r["frames"]/r["seconds"]
+    return table([first, "frames", "wall s", "frames/s", *refs, "peak RSS MB", "others' CPU %"],
+                 [[r["label"], r["frames"], f"{r['seconds']:.2f}", f"{fps(r):.1f}", *(f"{fps(r)/fps(ref):.2f}" for ref in refs.values()),
+                   f"{r['rss_mb']:.0f}", f"{100*r['others']:.0f}"] for r in rows])
 
 
 def main(argv=None):
@@ -206,6 +202,7 @@ def main(argv=None):
     p.add_argument("--no-predict", dest="predict", action="store_false", help="skip one clip's prediction latency")
     p.add_argument("--repeat", type=int, default=1, help="runs per method and backbone (the tutorial runs once); the fastest is kept")
     p.add_argument("--workdir", default=None, help="folder for clips and caches (default: a temporary one)")
+    p.add_argument("--out", default=None, help="also write the report as Markdown to this file (e.g. bench/results/extraction.md)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--method", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -215,18 +212,22 @@ def main(argv=None):
     if a.weights: a.passthrough.append(f"--weights={a.weights}")
     if a.workdir is None:  # clips, caches and converted models go to a folder removed at the end
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp: return main([*(argv if argv is not None else sys.argv[1:]), f"--workdir={tmp}"])
-    root = Path(a.workdir)
-    print(f"Machine: {machine()}")
-    print(f"{a.clips} synthetic clips of {a.seconds:g} s (320x240, 25 fps), {a.backbone} at {a.img_size} px, T={a.max_seq_length}, "
-          f"batch {a.batch_size}, ours samples {a.sampling!r}; each method in its own process, start-up excluded\n")
-    results, conversions = {}, []
+    root, use = Path(a.workdir), SharedUse()
+    settings = (f"{a.clips} synthetic clips of {a.seconds:g} s (320x240, 25 fps), {a.backbone}{f' (alpha {a.alpha:g})' if a.backbone == 'mobilenet' else ''} "
+                f"at {a.img_size} px with {'weights ' + Path(a.weights).name if a.weights else 'random weights (same cost)'}, "
+                f"T={a.max_seq_length} frames a clip, batch {a.batch_size}, `prepare_all_videos` samples {a.sampling!r}; each method in "
+                f"its own process, start-up excluded, the fastest of {a.repeat} run{'s' * (a.repeat > 1)} (the tutorial runs once)")
+    print(f"{settings}\n")
+    blocks, results, conversions = [], {}, []
+    def show(block: str):
+        print(block + "\n"); blocks.append(block)
     def clips_in(clips, seconds) -> Path:
         work = root/f"{clips}x{seconds:g}s"; work.mkdir(parents=True, exist_ok=True)
         (work/"paths.json").write_text(json.dumps(make_clips(work/"clips", clips, seconds)))
         return work
     def measure(name, clips, seconds, key=None):
         work = clips_in(clips, seconds)
-        if "-" in name: conversions.append(dict(_child(a, name, work, kind="convert"), label=f"convert once for {LABELS[name][4:]}"))
+        if "-" in name: conversions.append(dict(_child(a, name, work, kind="convert"), label=f"`accelerate` to {name} (once, then cached)"))
         runs = [_child(a, name, work) for _ in range(a.repeat if name != "tutorial" else 1)]
         r = min(runs, key=lambda r: r["seconds"]); r["label"] = LABELS[name]; results[key or name] = r
         return r
@@ -234,38 +235,43 @@ def main(argv=None):
     for m in methods:
         if m not in METHODS: raise SystemExit(f"--methods: unknown method {m!r}; use {METHODS}")
         measure(m, a.clips, a.seconds)
-    ref = results.get("tutorial")
-    if methods: print(_table([results[m] for m in methods], ref, "method"))
-    if conversions:
-        print("\nOne-off conversions (cached on disk, not in the times above):\n\n| conversion | wall s | peak RSS MB |\n|---|---|---|")
-        print("\n".join(f"| {r['label']} | {r['seconds']:.1f} | {r['rss_mb']:.0f} |" for r in conversions))
+    if methods:
+        refs = {"x tutorial": results.get("tutorial"), "x compute bound": results.get("bound")}
+        show("Frames a second that get a feature vector; peak RSS is the whole process's, TensorFlow included; others' CPU: the share "
+             "of the cores that other processes took while the row's process ran (start-up included).\n\n" + _table([results[m] for m in methods], "method", refs))
+    notes = []
     if "cold" in results and "warm" in results:
-        print(f"\nwarm cache is {results['cold']['seconds']/results['warm']['seconds']:.1f}x faster than cold")
+        notes.append(f"A warm cache is {results['cold']['seconds']/results['warm']['seconds']:.1f} times as fast as a cold one.")
     if "cold" in results and "bound" in results:
         b, c = results["bound"], results["cold"]
-        print(f"ours (TF fp32) takes {(c['seconds']/c['frames'])/(b['seconds']/b['frames']):.2f}x the compute bound's time per frame")
+        notes.append(f"`prepare_all_videos` (TF fp32) takes {(c['seconds']/c['frames'])/(b['seconds']/b['frames']):.2f} times the compute bound's time a frame.")
+    if notes: show(" ".join(notes))
+    if a.predict:
+        work, rows = clips_in(a.clips, a.seconds), []
+        for m, label in (("tutorial", "the tutorial: every frame read, one `predict` per frame"), ("ours", "`load_classifier`, then `sequence_prediction`"),
+                         ("fast", "the same with `FAST` (OpenVINO int8)")):
+            try: r = _child(a, m, work, kind="predict")
+            except RuntimeError as e:  # the package's prediction path is broken: say so in the report, keep the other results
+                print(e, file=sys.stderr); rows.append([label, f"not measured: {str(e).strip().splitlines()[-1]}", "", "", "", ""]); continue
+            rows.append([label, f"{r['first']:.2f}", f"{r['steady']:.2f}", f"{r['load']:.2f}", f"{r['rss_mb']:.0f}", f"{100*r['others']:.0f}"])
+        show(f"One clip's prediction ({a.seconds:g} s, {a.backbone} at {a.img_size} px, T={a.max_seq_length}; an untrained sequence model, same cost):\n\n"
+             + table(["one clip's prediction", "first call s", "steady state s (median of 3)", "bundle load s", "peak RSS MB", "others' CPU %"], rows))
     if a.scaling:
         rows = [dict(results.get("cold") or measure("cold", a.clips, a.seconds), label=f"{a.clips} clips x {a.seconds:g} s")]
         for clips, seconds in ((2*a.clips, a.seconds), (a.clips, 4*a.seconds)):
             rows.append(dict(measure("cold", clips, seconds, key=f"cold-{clips}-{seconds}"), label=f"{clips} clips x {seconds:g} s"))
-        print("\nPeak memory of ours (cold cache) as clips get more and longer:\n")
-        print(_table(rows, None, "clips"))
-    if a.predict:
-        work = clips_in(a.clips, a.seconds)
-        rows = ["| one clip's prediction | first call s | steady state s (median of 3) | bundle load s | peak RSS MB |", "|---|---|---|---|---|"]
-        for m, label in (("tutorial", "tutorial: every frame read, `predict` per frame"), ("ours", "ours: `load_classifier` + `sequence_prediction`"),
-                         ("fast", "ours with --fast (OpenVINO int8)")):
-            r = _child(a, m, work, kind="predict")
-            rows.append(f"| {label} | {r['first']:.2f} | {r['steady']:.2f} | {r['load']:.2f} | {r['rss_mb']:.0f} |")
-        print(f"\nOne {a.seconds:g} s clip, {a.backbone} at {a.img_size} px, T={a.max_seq_length} (an untrained sequence model: same cost):\n")
-        print("\n".join(rows))
+        show("Peak memory of `prepare_all_videos` (cold cache) as clips get more and longer:\n\n" + _table(rows, "clips"))
+    if conversions:
+        show("One-off conversions (cached on disk, outside the times above):\n\n"
+             + table(["conversion", "wall s", "peak RSS MB"], [[r["label"], f"{r['seconds']:.1f}", f"{r['rss_mb']:.0f}"] for r in conversions]))
     if a.backbones:
         rows = []
         for b in a.backbones.split(","):
             r = min((_child(a, b, root, kind="backbone") for _ in range(a.repeat)), key=lambda r: r["seconds"])
             r["label"] = f"{b} ({r['dim']} features)"; rows.append(r)
-        print(f"\nBackbones on frames in memory at {a.img_size} px, batch {a.batch_size}:\n")
-        print(_table(rows, None, "backbone"))
-
+        show(f"Backbones alone on frames in memory at {a.img_size} px, batch {a.batch_size} (TF fp32, random weights):\n\n" + _table(rows, "backbone"))
+    first = run_line(settings, use)
+    print(first)
+    write(a.out, [first, *blocks])
 
 if __name__ == "__main__": main()

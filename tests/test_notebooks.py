@@ -86,3 +86,20 @@ def test_imports_are_in_cells_of_their_own():
     "`nbdev-docs` (and `make docs`) execute every cell holding an import; one that also runs code fails there."
     bad = [b for nb in sorted(NBS.glob("*.ipynb")) for b in _mixed_import_cells(nb)]
     assert not bad, "move these imports to the imports cells (nbdev runs any cell that imports when building the docs):\n" + "\n".join(bad)
+
+def _outputs(nb: Path):
+    "Every stored output of a notebook, with its cell index."
+    for i, cell in enumerate(_cells(nb)):
+        for out in cell.get("outputs", []): yield i, out
+
+def test_stored_outputs_are_clean():
+    "Stored outputs are read by people: no widget state, no machine paths, no warnings, no TensorFlow log lines."
+    bad = []
+    for nb in sorted(NBS.glob("*.ipynb")):
+        if "widgets" in json.loads(nb.read_text()).get("metadata", {}): bad.append(f"{nb.name}: widget state in the metadata")
+        for i, out in _outputs(nb):
+            text = "".join(out.get("text", "")) + "".join("".join(v) if isinstance(v, list) else str(v) for v in out.get("data", {}).values())
+            if "application/vnd.jupyter.widget-view+json" in out.get("data", {}): bad.append(f"{nb.name} cell {i}: a widget view")
+            if re.search(r"/tmp/tmp|/home/|/root/|/work/|pytest-of-", text): bad.append(f"{nb.name} cell {i}: a local path: {text[:120]!r}")
+            if re.search(r"\w+Warning:|^[IWE]\d{4} \d\d:\d\d|oneDNN", text, re.M): bad.append(f"{nb.name} cell {i}: a warning or log line: {text[:120]!r}")
+    assert not bad, "run `python tools/run_notebooks.py` on these chapters (it cleans outputs), or fix the cells:\n" + "\n".join(bad)

@@ -37,27 +37,38 @@ def windows_dataset(tmp_path_factory) -> Path:
     for split, r in rows.items(): pd.DataFrame(r).to_csv(root/f"{split}.csv", index=False)
     return root
 
-def test_real_clips_extract_train_predict(windows_dataset, tmp_path):
-    from video_classifier.data import class_names, load_split
-    from video_classifier.features import build_feature_extractor, prepare_all_videos
-    from video_classifier.predict import VideoClassifier, load_classifier, save_classifier, sequence_prediction
-    from video_classifier.train import run_experiment
-    train_df, test_df = load_split(windows_dataset, "train"), load_split(windows_dataset, "test")
-    vocab = class_names(train_df)
-    assert len(vocab) == len(CLIPS) >= 5
-    settings = dict(backbone="mobilenet", alpha=0.25, weights=str(WEIGHTS), img_size=128)
-    extractor = build_feature_extractor(**settings)
-    train_data, train_labels = prepare_all_videos(train_df, None, extractor, vocab, max_seq_length=WINDOW, cache_dir=tmp_path/"cache", progress=False)
-    test_data, test_labels = prepare_all_videos(test_df, None, extractor, vocab, max_seq_length=WINDOW, cache_dir=tmp_path/"cache", progress=False)
-    assert train_data[0].shape[1:] == (WINDOW, 256) and train_data[1].all()
-    exp = run_experiment(train_data, train_labels, test_data, test_labels, vocab, epochs=60, batch_size=16, progress=False)
+def test_real_clips_train_predict(windows_dataset, tmp_path):
+    "The library's one call on real footage: trained, evaluated, saved; the saved classifier ranks every class."
+    from video_classifier.pipeline import train_classifier
+    from video_classifier.predict import VideoClassifier, sequence_prediction
+    result = train_classifier(windows_dataset, tmp_path/"classifier", backbone="mobilenet", alpha=0.25, weights=WEIGHTS, img_size=128,
+                              max_seq_length=WINDOW, epochs=60, batch_size=16, cache_dir=tmp_path/"cache", progress=False)
+    vocab, test = result.classifier.class_vocab, result.dataset[result.dataset.split == "test"]
+    assert len(vocab) == len(CLIPS) >= 5 and result.dataset.attrs["layout"] == "tutorial"
     chance = 1/len(vocab)
-    print(f"\nreal-clip windows: {len(train_df)} training, {len(test_df)} test, {len(vocab)} classes: test accuracy {exp.evaluation.accuracy:.1%} (chance {chance:.1%})")
-    assert exp.evaluation.accuracy >= 0.6 > 3*chance, f"accuracy {exp.evaluation.accuracy:.2f} on real clips (chance {chance:.2f})"
-    bundle = save_classifier(VideoClassifier(exp.model, vocab, settings, "uniform", extractor), tmp_path/"classifier")
-    clf = load_classifier(bundle)
-    for path, tag in zip(test_df.path[:5], test_df.tag[:5]):
+    print(f"\nreal-clip windows: {(result.dataset.split == 'train').sum()} training, {len(test)} test, {len(vocab)} classes: "
+          f"test accuracy {result.evaluation.accuracy:.1%} (chance {chance:.1%})")
+    assert result.evaluation.accuracy >= 0.6 > 3*chance, f"accuracy {result.evaluation.accuracy:.2f} on real clips (chance {chance:.2f})"
+    clf = VideoClassifier.load(tmp_path/"classifier")
+    table = clf.predict(test.path[:5])
+    assert len(table) == 5*len(vocab) and (table.groupby("video").label.apply(sorted) == [sorted(vocab)]*5).all()  # every class ranked
+    assert np.allclose(table.groupby("video").probability.sum(), 1, atol=1e-4)
+    for path in test.path[:2]:  # the tutorial's one-clip path agrees with the batched one
         ranked = sequence_prediction(path, clf, verbose=False)
-        assert sorted(label for label, _ in ranked) == sorted(vocab)  # every class ranked
-        assert abs(sum(p for _, p in ranked) - 1) < 1e-4
-        assert [p for _, p in ranked] == sorted((p for _, p in ranked), reverse=True)
+        assert [label for label, _ in ranked] == table[table.video == path].label.tolist()
+
+def test_real_clip_folders(tmp_path):
+    "The real clips lie a folder per class: read as such, and refused for training (one clip a class leaves nothing to test on)."
+    import warnings
+    from video_classifier.data import DatasetError
+    from video_classifier.datasets import detect_layout, read_dataset
+    from video_classifier.pipeline import train_classifier
+    ucf = SHARED/"data"/"clips"/"ucf101"
+    assert detect_layout(ucf) == "folders"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = read_dataset(ucf)
+        assert sorted(df.tag) == ["ApplyEyeMakeup", "BaseballPitch", "Basketball", "HeadMassage", "Shotput"]
+        assert df.path.map(os.path.isfile).all() and df.attrs["layout"] == "folders"
+        with pytest.raises(DatasetError, match="test"):
+            train_classifier(ucf, backbone="mobilenet", weights=None, img_size=32, epochs=1, progress=False)

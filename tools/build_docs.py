@@ -7,7 +7,8 @@ cells dropped, Quarto cell options such as `echo: false` and `output: asis` writ
 processed notebooks are then rendered to HTML here, from their stored outputs (nothing is executed but
 nbdev's `show_doc` cells): one page per notebook, named as Quarto names it (`output-file`), a sidebar in
 nbdev's sidebar order, previous/next links, a table of contents, and local CSS only, so that the site
-reads the same with no internet.
+reads the same with no internet. A Markdown line that is only Quarto's include shortcode,
+`{{< include ../bench/results/extraction.md >}}`, becomes the file it names, as in tools/make_readme.py.
 
 Usage: `python tools/build_docs.py [--out DIR] [--workers N] [--force]`.
 """
@@ -16,6 +17,8 @@ import argparse, base64, html, json, os, re, shutil, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from make_readme import include_files  # Quarto's include shortcode, as the README builder reads it
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = Path(__file__).resolve().parent/"docs"
@@ -305,6 +308,7 @@ class Renderer:
     def cell(self, page: Page, i: int, cell: dict, env: dict) -> str:
         src = "".join(cell.get("source", ""))
         if cell["cell_type"] == "markdown":
+            src = include_files(src, page.src.parent, str(page.src))
             for name, data in (cell.get("attachments") or {}).items():
                 mime = next((m for m in data if m in _IMG_EXT), None)
                 if mime:

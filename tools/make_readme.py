@@ -5,7 +5,10 @@ outputs, `#| output: false` only the code), shown code becomes fenced Python, Ma
 are kept, and links into `nbs/` are rewritten to work from the repository root. Pictures among the outputs
 (PNG, JPEG or GIF outputs, and `data:` images inside HTML outputs, such as a GIF shown with
 `tensorflow_docs.vis.embed.embed_file`) are written to `index_files/figure-commonmark/`, where nbdev-readme
-puts them too, because GitHub does not show `data:` images in a README.
+puts them too, because GitHub does not show `data:` images in a README. A Markdown line that is only Quarto's
+include shortcode, `{{< include ../bench/results/extraction.md >}}`, is replaced by that file, its path taken
+from the notebook's folder as Quarto does; a missing file stops the build, naming it (`include_files`, which
+tools/build_docs.py uses too).
 """
 import base64, json, re
 from pathlib import Path
@@ -14,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIGURES = "index_files/figure-commonmark"  # relative to ROOT, as nbdev-readme writes them
 _DIRECTIVE = re.compile(r"^\s*#\s*\|\s*(.*)$")
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}
+_INCLUDE = re.compile(r"^[ \t]*\{\{<\s*include\s+(\S+?)\s*>\}\}[ \t]*$", re.M)
 _DATA_IMG = re.compile(r"""(src=["'])data:(image/(?:png|jpeg|gif));base64,([A-Za-z0-9+/=\s]+)(["'])""")
 
 def _directives(src: str) -> tuple[list[str], str]:
@@ -21,6 +25,14 @@ def _directives(src: str) -> tuple[list[str], str]:
     lines, dirs = src.splitlines(), []
     while lines and _DIRECTIVE.match(lines[0]): dirs.append(_DIRECTIVE.match(lines.pop(0)).group(1).strip())
     return dirs, "\n".join(lines).strip("\n")
+
+def include_files(md: str, folder: Path, source: str) -> str:
+    "`md` with each line `{{< include PATH >}}` replaced by the file at PATH, relative to `folder` (`source` names `md` in errors)."
+    def read(m: re.Match) -> str:
+        path = (folder/m.group(1)).resolve()
+        if not path.is_file(): raise FileNotFoundError(f"{source}: cannot include {m.group(1)}: {path} does not exist")
+        return include_files(path.read_text().strip("\n"), path.parent, str(path))
+    return _INCLUDE.sub(read, md)
 
 def _has(dirs: list[str], *names: str) -> bool:
     return any(d.replace(" ", "") in names for d in dirs)
@@ -80,7 +92,7 @@ def render(nb_path: Path, figs: "_Figures | None" = None) -> str:
         src = "".join(cell["source"])
         dirs, body = _directives(src)
         if _hidden(dirs): continue
-        if cell["cell_type"] == "markdown": parts.append(_fix_links(body))
+        if cell["cell_type"] == "markdown": parts.append(_fix_links(include_files(body, nb_path.parent, str(nb_path))))
         elif cell["cell_type"] == "code":
             if body and not _has(dirs, "echo:false"): parts.append(f"```python\n{body}\n```")
             if not _has(dirs, "output:false"): parts.extend(_outputs(cell, i, figs))

@@ -340,22 +340,25 @@ def _synthetic_clip_spec(seed: int, split: str, label: str, k: int, group: int) 
     return dict(name=f"v_{label}_g{group:02d}_c{k % 4 + 1:02d}.avi", n_frames=int(rng.integers(30, 151)), size=size,
                 fps=float(_SYNTHETIC_FPS[rng.integers(len(_SYNTHETIC_FPS))]), rng=rng, background=_background(scene, *size))
 
-# %% ../nbs/00_data.ipynb #4c57d9c9
+# %% ../nbs/00_data.ipynb #cd5bb0db
 def make_synthetic_dataset(
-    root: str | Path,  # Folder to create; it gets `train/`, `test/`, `train.csv` and `test.csv`
+    root: str | Path,  # Folder to create
     videos_per_class: int = 24,  # Training clips per class
     test_per_class: int = 8,  # Test clips per class
     seed: int = 0,  # Same seed, same dataset
     classes: Sequence[str] = SYNTHETIC_CLASSES,  # Which classes to generate
+    layout: str = "tutorial",  # "tutorial": `train.csv`, `test.csv`, `train/`, `test/`; "folders": `train/<class>/`, `test/<class>/`
 ) -> Path:
-    "Write a synthetic action dataset in the UCF101 top-5 layout and return its folder."
-    root, rows = Path(root), []
+    "Write a synthetic action dataset in the UCF101 top-5 layout (or a folder per class) and return its folder."
+    if layout not in ("tutorial", "folders"): raise ValueError(f"layout={layout!r}: use 'tutorial' or 'folders'")
+    root = Path(root)
     n_test_groups = -(-test_per_class // 4)  # test groups come first, as in UCF101's official splits
     for split, n, first_group in (("train", videos_per_class, n_test_groups + 1), ("test", test_per_class, 1)):
         specs = [(label, _synthetic_clip_spec(seed, split, label, k, first_group + k//4)) for label in classes for k in range(n)]
+        names = [f"{label}/{s['name']}" if layout == "folders" else s["name"] for label, s in specs]
         def write(item):
-            label, s = item
-            return write_video(root/split/s["name"], render_synthetic_clip(label, s["rng"], s["n_frames"], s["size"], s["background"]), s["fps"])
-        with ThreadPoolExecutor(2) as pool: list(pool.map(write, specs))
-        pd.DataFrame(dict(video_name=[s["name"] for _, s in specs], tag=[label for label, _ in specs])).to_csv(root/f"{split}.csv", index=False)
+            name, (label, s) = item
+            return write_video(root/split/name, render_synthetic_clip(label, s["rng"], s["n_frames"], s["size"], s["background"]), s["fps"])
+        with ThreadPoolExecutor(2) as pool: list(pool.map(write, zip(names, specs)))
+        if layout == "tutorial": pd.DataFrame(dict(video_name=names, tag=[label for label, _ in specs])).to_csv(root/f"{split}.csv", index=False)
     return root
