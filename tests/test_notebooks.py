@@ -101,5 +101,6 @@ def test_stored_outputs_are_clean():
             text = "".join(out.get("text", "")) + "".join("".join(v) if isinstance(v, list) else str(v) for v in out.get("data", {}).values())
             if "application/vnd.jupyter.widget-view+json" in out.get("data", {}): bad.append(f"{nb.name} cell {i}: a widget view")
             if re.search(r"/tmp/tmp|/home/|/root/|/work/|pytest-of-", text): bad.append(f"{nb.name} cell {i}: a local path: {text[:120]!r}")
-            if re.search(r"\w+Warning:|^[IWE]\d{4} \d\d:\d\d|oneDNN", text, re.M): bad.append(f"{nb.name} cell {i}: a warning or log line: {text[:120]!r}")
+            if re.search(r"\w+Warning:|^[IWE]\d{4} \d\d:\d\d|oneDNN|^\[\w+ @ 0x", text, re.M) or out.get("name") == "stderr":
+                bad.append(f"{nb.name} cell {i}: a warning or log line: {text[:120]!r}")
     assert not bad, "run `python tools/run_notebooks.py` on these chapters (it cleans outputs), or fix the cells:\n" + "\n".join(bad)

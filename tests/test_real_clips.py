@@ -31,7 +31,7 @@ def windows_dataset(tmp_path_factory) -> Path:
         cut = int(len(frames)*0.6)
         for split, wins in (("train", _windows(frames, 0, cut, 6)), ("test", _windows(frames, cut, len(frames), 12))):
             for k, w in enumerate(wins):
-                name = f"{clip.stem}_w{k:02d}.avi"
+                name = f"{clip.stem}_{split}_w{k:02d}.avi"
                 write_video(root/split/name, w, fps=25)
                 rows[split].append(dict(video_name=name, tag=label))
     for split, r in rows.items(): pd.DataFrame(r).to_csv(root/f"{split}.csv", index=False)

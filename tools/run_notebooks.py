@@ -13,7 +13,7 @@ import nbformat
 from nbclient import NotebookClient
 
 _NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} \d\d:\d\d|To enable the following instructions|"
-                    r"WARNING:tensorflow:)")
+                    r"WARNING:tensorflow:|\[\w+ @ 0x[0-9a-f]+\]|OpenCV: FFMPEG: )")  # TensorFlow's C++ log, FFmpeg's (through OpenCV) decoder messages
 _WIDGET = "application/vnd.jupyter.widget-view+json"
 _TMP = re.compile(r"/tmp/(tmp\w+|pytest-of-\w+/[\w-]+)")
 

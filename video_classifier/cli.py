@@ -8,9 +8,10 @@ Docs: https://video-classifier.github.io/video_classifier/cli.html.md"""
 __all__ = ['COMMANDS', 'synth', 'download', 'extract', 'train', 'evaluate', 'predict', 'demo', 'main']
 
 # %% ../nbs/09_cli.ipynb #1e2154be
-import os, sys, time, warnings
+import os, re, sys, time, warnings
 from pathlib import Path
 
+import numpy as np
 from fastcore.meta import delegates
 from fastcore.script import CliError, parse_cli
 
@@ -56,6 +57,16 @@ def _runtime_options(
     "The options that choose how the CNN runs."
 
 @delegates(_runtime_options)
+def _dataset_options(
+    layout: str = None,  # Dataset layout when the folder could be read several ways: tutorial, folders, ucf101, hmdb51 or csv
+    official_split: int = 1,  # UCF101 and HMDB51: which official train/test split, 1, 2 or 3
+    test_fraction: float = 0.2,  # A dataset without a split: share of each class drawn, in whole source videos, for testing
+    group_pattern: str = None,  # Regular expression whose match in a file name names the clip's source video
+    **kwargs,
+):
+    "The options that say how a dataset is read."
+
+@delegates(_dataset_options)
 def _feature_options(
     backbone: str = "inception_v3",  # CNN: inception_v3, mobilenet, mobilenet_v2, resnet50, efficientnet_b0 or densenet121
     alpha: float = 1.0,  # MobileNet's width multiplier (0.25 matches the small pretrained weights)
@@ -64,25 +75,35 @@ def _feature_options(
     seq_len: int = 20,  # Frames kept per clip (T)
     sampling: str = "uniform",  # "uniform": spread over the clip; "first": the first frames (the tutorial's code)
     cache_dir: str = None,  # Feature cache folder (default: ~/.cache/video_classifier/features)
-    layout: str = None,  # Dataset layout when the folder could be read several ways: tutorial, folders, ucf101, hmdb51 or csv
     verbose: bool = False,  # Show TensorFlow's log lines and warnings
     **kwargs,
 ):
     "The options shared by the commands that compute features."
 
 # %% ../nbs/09_cli.ipynb #a466b8b7
+def _reading(layout=None, official_split=1, test_fraction=0.2, group_pattern=None, **_) -> dict:
+    "Check the dataset options and return them as `train_classifier` takes them."
+    from video_classifier.datasets import LAYOUTS
+    _one_of("layout", layout, LAYOUTS); _one_of("official_split", official_split, (1, 2, 3))
+    if not 0 < test_fraction < 1: raise CliError(f"--test-fraction {test_fraction}: use a share between 0 and 1")
+    try: re.compile(group_pattern or "")
+    except re.error as e: raise CliError(f"--group-pattern {group_pattern}: not a regular expression ({e})") from e
+    return dict(layout=layout, official_split=official_split, test_fraction=test_fraction, group_pattern=group_pattern)
+
+def _frames(seq_len=20, sampling="uniform", **_) -> tuple[int, str]:
+    "Frames per clip and how they are picked, from the command-line options."
+    _at_least(1, seq_len=seq_len); _one_of("sampling", sampling, ("uniform", "first"))
+    return seq_len, sampling
+
 def _runtime(runtime="tf", precision="fp32", fast=False, **_) -> dict:
     "Runtime and precision from command-line options (`--fast` wins)."
-    from video_classifier.runtimes import FAST, RUNTIMES
-    _one_of("runtime", runtime, RUNTIMES); _one_of("precision", precision, ("fp32", "bf16", "int8"))
+    from video_classifier.runtimes import FAST, PRECISIONS, RUNTIMES
+    _one_of("runtime", runtime, RUNTIMES); _one_of("precision", precision, PRECISIONS)
     return dict(FAST) if fast else dict(runtime=runtime, precision=precision)
 
-def _feature_settings(backbone="inception_v3", alpha=1.0, weights="imagenet", img_size=224, seq_len=20, sampling="uniform", layout=None,
-                      verbose=False, **kwargs) -> dict:
-    "Check the feature options and return the extractor settings they describe (TensorFlow is loaded, quietly, here)."
-    from video_classifier.datasets import LAYOUTS
-    _at_least(1, seq_len=seq_len); _at_least(32, img_size=img_size)
-    _one_of("sampling", sampling, ("uniform", "first")); _one_of("layout", layout, LAYOUTS)
+def _feature_settings(backbone="inception_v3", alpha=1.0, weights="imagenet", img_size=224, verbose=False, **kwargs) -> dict:
+    "Check the feature and dataset options and return the extractor settings (TensorFlow is loaded, quietly, here)."
+    _frames(**kwargs); _reading(**kwargs); _at_least(32, img_size=img_size)
     _quiet_tensorflow(verbose)
     from video_classifier.features import BACKBONES
     from video_classifier.pipeline import extractor_settings
@@ -111,6 +132,7 @@ def synth(
     videos_per_class: int = 24,  # Training clips per class
     test_per_class: int = 8,  # Test clips per class
     seed: int = 0,  # Same seed, same dataset
+    verbose: bool = False,  # (No TensorFlow here: accepted, as on every command)
 ):
     "Write the synthetic action dataset (offline, in seconds)."
     _at_least(1, videos_per_class=videos_per_class, test_per_class=test_per_class)
@@ -122,19 +144,14 @@ def synth(
 # %% ../nbs/09_cli.ipynb #310df710
 def download(
     dest: str = None,  # Folder for the archive and the dataset (default: ~/.keras/datasets)
+    verbose: bool = False,  # Show TensorFlow's log lines and warnings (Keras downloads the archive)
 ):
     "Download and extract the UCF101 top-5 subsample; print its folder."
+    _quiet_tensorflow(verbose)
     from video_classifier.data import download_ucf101_top5
     print(download_ucf101_top5(dest))
 
 # %% ../nbs/09_cli.ipynb #a9482be6
-def _dataset(data_dir, layout=None):
-    "Read a dataset for a command, printing what was found."
-    from video_classifier.datasets import describe_dataset, read_dataset
-    df = read_dataset(data_dir, layout)
-    print(describe_dataset(df))
-    return df
-
 def _extractor(settings: dict, cache_dir: Path, calibration_paths):
     "Build the feature extractor, calibrating int8 on frames of `calibration_paths`."
     from video_classifier.runtimes import make_extractor, sample_calibration_frames
@@ -150,15 +167,18 @@ def extract(
 ):
     "Compute the features of a dataset's clips into the cache and print frames per second."
     _one_of("split", split, ("train", "test", "all"))
-    settings, cache = _feature_settings(**kwargs), _cache_dir(**kwargs)
+    settings, cache, (seq_len, sampling) = _feature_settings(**kwargs), _cache_dir(**kwargs), _frames(**kwargs)
     from video_classifier.data import class_names
+    from video_classifier.datasets import describe_dataset, read_dataset
     from video_classifier.features import dataset_features
-    df = _dataset(data_dir, kwargs.get("layout"))
+    reading = _reading(**kwargs)
+    df = read_dataset(data_dir, reading.pop("layout"), split=reading.pop("official_split"), **reading, check=False)
+    print(describe_dataset(df))
     clips = df if split == "all" else df[df.split == split]
-    extractor = _extractor(settings, cache, df.path[df.split == "train"])
+    extractor = _extractor(settings, cache, df.path[df.split == "train"] if (df.split == "train").any() else df.path)
     start = time.perf_counter()
-    (_, masks), _, kept = dataset_features(clips, extractor, class_names(df), kwargs.get("seq_len", 20), kwargs.get("sampling", "uniform"),
-                                         cache_dir=cache, on_error="skip" if skip_bad else "raise")
+    (_, masks), _, kept = dataset_features(clips, extractor, class_names(df), seq_len, sampling, cache_dir=cache,
+                                           on_error="skip" if skip_bad else "raise")
     secs = time.perf_counter() - start
     print(f"{len(kept)} clips, {int(masks.sum())} frames in {secs:.1f} s: {masks.sum()/secs:.1f} frames/s "
           f"({settings['runtime']} {settings['precision']}; cache: {cache})")
@@ -176,13 +196,16 @@ def train(
     **kwargs,
 ):
     "Train a classifier on a dataset, evaluate it on the test clips and save it."
-    _at_least(1, epochs=epochs, batch_size=batch_size); _one_of("model", model, ("gru", "lstm", "rnn", "bigru"))
+    _at_least(1, epochs=epochs, batch_size=batch_size)
     if Path(model_dir).exists() and not Path(model_dir).is_dir(): raise CliError(f"{model_dir}: exists and is not a folder")
-    settings, cache = _feature_settings(**kwargs), _cache_dir(**kwargs)
+    settings, cache, (seq_len, sampling) = _feature_settings(**kwargs), _cache_dir(**kwargs), _frames(**kwargs)
+    from video_classifier.datasets import describe_dataset
+    from video_classifier.model import SEQUENCE_MODELS
     from video_classifier.pipeline import train_classifier
-    result = train_classifier(_dataset(data_dir, kwargs.get("layout")), model_dir, **settings, max_seq_length=kwargs.get("seq_len", 20),
-                              sampling=kwargs.get("sampling", "uniform"), kind=model, epochs=epochs, batch_size=batch_size, seed=seed,
-                              cache_dir=cache, on_error="skip" if skip_bad else "raise")
+    _one_of("model", model, SEQUENCE_MODELS)
+    result = train_classifier(data_dir, model_dir, **_reading(**kwargs), **settings, max_seq_length=seq_len, sampling=sampling, kind=model,
+                              epochs=epochs, batch_size=batch_size, seed=seed, cache_dir=cache, on_error="skip" if skip_bad else "raise")
+    print(describe_dataset(result.dataset))
     print(f"best epoch {result.best_epoch} of {epochs}")
     _print_evaluation(result.evaluation)
     print(f"saved the classifier to {model_dir}")
@@ -191,10 +214,11 @@ def train(
 # %% ../nbs/09_cli.ipynb #2d9ef122
 def _load(model_dir, runtime=None, precision=None, fast=False, cache_dir=None, verbose=False):
     "Load a bundle, running its CNN with another runtime or precision when asked."
-    overrides = dict(runtime="openvino", precision="int8") if fast else {k: v for k, v in dict(runtime=runtime, precision=precision).items() if v}
-    _one_of("runtime", overrides.get("runtime"), ("tf", "openvino", "onnx")); _one_of("precision", overrides.get("precision"), ("fp32", "bf16", "int8"))
     _quiet_tensorflow(verbose)
     from video_classifier.predict import load_classifier
+    from video_classifier.runtimes import FAST, PRECISIONS, RUNTIMES
+    overrides = dict(FAST) if fast else {k: v for k, v in dict(runtime=runtime, precision=precision).items() if v}
+    _one_of("runtime", overrides.get("runtime"), RUNTIMES); _one_of("precision", overrides.get("precision"), PRECISIONS)
     clf = load_classifier(model_dir, **overrides, cache_dir=_cache_dir(cache_dir))
     clf.feature_extractor  # built now, so that a missing runtime fails before any video is read
     return clf
@@ -202,8 +226,8 @@ def _load(model_dir, runtime=None, precision=None, fast=False, cache_dir=None, v
 # %% ../nbs/09_cli.ipynb #fee65c09
 def evaluate(
     model_dir: str,  # A classifier saved by `train`
-    data_dir: str,  # Dataset folder or CSV, in any layout `train` reads
-    split: str = "test",  # Which clips to evaluate on: test or train
+    data_dir: str,  # Dataset folder or CSV, in any layout `train` reads (read as training read it: same seed and test fraction)
+    split: str = "test",  # Which clips to evaluate on: test, train or all (all: a folder of new clips, whole)
     layout: str = None,  # Dataset layout when the folder could be read several ways
     runtime: str = None,  # Run the CNN with another runtime than the bundle's: tf, openvino or onnx
     precision: str = None,  # ...and/or another precision: fp32, bf16 or int8
@@ -212,9 +236,10 @@ def evaluate(
     verbose: bool = False,  # Show TensorFlow's log lines and warnings
 ):
     "Evaluate a saved classifier on a dataset's clips and print its accuracy."
-    _one_of("split", split, ("train", "test"))
+    from video_classifier.datasets import LAYOUTS
+    _one_of("split", split, ("test", "train", "all")); _one_of("layout", layout, LAYOUTS)
     clf = _load(model_dir, runtime, precision, fast, cache_dir, verbose)
-    ev = clf.evaluate(_dataset(data_dir, layout), split, cache_dir=_cache_dir(cache_dir))
+    ev = clf.evaluate(data_dir, split, cache_dir=_cache_dir(cache_dir), layout=layout)
     _print_evaluation(ev, split.capitalize())
     return ev
 
@@ -267,7 +292,6 @@ def demo(
     print(f"2/4 features from {backbone} at {img_size}x{img_size} px with random weights (weights=None: offline, no download)")
     result = train(dir/"data", dir/"classifier", epochs=epochs, batch_size=16, seed=seed, backbone=backbone, weights="none",
                    img_size=img_size, cache_dir=dir/"features", verbose=verbose)
-    import numpy as np
     test = result.dataset[result.dataset.split == "test"].reset_index(drop=True)
     clip = test.path[np.random.default_rng(seed).integers(len(test))]
     print(f"3/4 prediction for {Path(clip).name} (true class: {test.tag[test.path == clip].iloc[0]})")

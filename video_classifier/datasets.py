@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .data import DatasetError, _few, class_names, clip_groups, load_split, ucf101_group
+from .data import DatasetError, _few, class_names, load_split, ucf101_group
 
 # %% auto #0
 __all__ = ['VIDEO_SUFFIXES', 'LAYOUTS', 'is_video_file', 'stratified_group_split', 'read_class_folders', 'read_ucf101',
@@ -42,6 +42,25 @@ def _abs(path: str | Path) -> Path:
 def _rel(path: str, root: Path) -> str:
     "`path` relative to `root`, with forward slashes."
     return Path(os.path.relpath(path, root)).as_posix()
+
+def _existing(
+    root: str | Path,  # A dataset folder or CSV file
+) -> Path:
+    "`root`, absolute, if it exists."
+    root = _abs(root)
+    if not root.exists(): raise DatasetError(f"{root}: no such file or folder")
+    return root
+
+def _check_kind(
+    root: Path,  # An existing dataset folder or CSV file
+    layout: str,  # One of `LAYOUTS`
+) -> Path:
+    "`root`, if it is what `layout` reads: a CSV file for `csv`, a folder for every other layout."
+    if layout == "csv" and root.is_dir():
+        raise DatasetError(f"{root}: a folder, but layout 'csv' reads a CSV file; give the .csv file itself, or leave the layout out to detect the folder's")
+    if layout != "csv" and not root.is_dir():
+        raise DatasetError(f"{root}: a file, but layout {layout!r} reads a dataset folder; give the folder, or layout 'csv' for a CSV file")
+    return root
 
 def _table(
     df: pd.DataFrame,  # The clips, with at least the columns of `_TABLE`
@@ -111,14 +130,26 @@ def _split_by_group(
     return np.where(stratified_group_split(list(tags), list(groups), test_fraction, seed), "test", "train").tolist()
 
 # %% ../nbs/01_datasets.ipynb #5ea86b23
+def _folders(
+    root: Path,  # Folder to search
+):  # Yields each folder below `root` (itself first) and its files, without the hidden ones
+    "Walk `root` in sorted order, following links to folders, except a link back to a folder above it (a loop)."
+    above = {}  # folder -> the (device, inode) of it and of every folder above it
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        st = os.stat(folder)
+        seen = above.get(os.path.dirname(folder), frozenset())
+        if (st.st_dev, st.st_ino) in seen: dirs[:] = []; continue  # a loop: this folder is one of its own ancestors
+        above[folder] = seen | {(st.st_dev, st.st_ino)}
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        yield folder, sorted(f for f in files if not f.startswith("."))
+
 def _walk(
     root: Path,  # Folder to search
 ) -> tuple[list[str], int]:  # The videos' paths relative to `root`, sorted, and the number of other files
     "Find the videos below `root`, skipping hidden files and folders, and count the files that are not videos."
     videos, other = [], 0
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for f in (f for f in files if not f.startswith(".")):
+    for folder, files in _folders(root):
+        for f in files:
             if is_video_file(f): videos.append(_rel(os.path.join(folder, f), root))
             else: other += 1
     return sorted(videos), other
@@ -130,17 +161,28 @@ def _subdirs(
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 # %% ../nbs/01_datasets.ipynb #2185896b
+def _split_folders(
+    root: Path,  # The dataset folder
+) -> tuple[str, ...]:  # `_SPLITS`, ("test",) for test clips alone, or () when the class folders are in `root`
+    "The split folders that hold the class folders, refusing a `train/` without its `test/`."
+    tops = [d.name for d in _subdirs(root)]
+    if all(s in tops for s in _SPLITS): return _SPLITS
+    if tops == ["test"]: return ("test",)  # clips to evaluate a trained classifier on
+    if tops == ["train"]: raise DatasetError(f"{root}: it holds train/ but no test/; a split made in advance needs train/<class>/ and test/<class>/. "
+                                             f"Add test/, or move the class folders out of train/ into {root.name}/ to have a test split drawn")
+    return ()
+
 def _check_classes(
     root: Path,  # The dataset folder
     names: list[str],  # Its videos, relative to `root`
-    by_split: bool,  # The class folders are in `train/` and `test/`
+    splits: Sequence[str],  # The split folders holding the class folders; empty: the class folders are in `root`
 ):
     "Refuse videos outside a class folder, and class folders without a video."
-    level = int(by_split)  # the position of the class folder in a video's path
-    stray = [n for n in names if n.count("/") <= level or (by_split and n.split("/")[0] not in _SPLITS)]
-    where = "train/<class>/ or test/<class>/" if by_split else "<class>/"
+    level = int(bool(splits))  # the position of the class folder in a video's path
+    stray = [n for n in names if n.count("/") <= level or (splits and n.split("/")[0] not in splits)]
+    where = " or ".join(f"{s}/<class>/" for s in splits) or "<class>/"
     if stray: raise DatasetError(f"{root}: {_few(stray)} belong(s) to no class; move each video into a class folder ({where})")
-    tops = [root/s for s in _SPLITS] if by_split else [root]
+    tops = [root/s for s in splits] or [root]
     folders = [_rel(d, root) for top in tops for d in _subdirs(top)]
     have = {"/".join(n.split("/")[:level + 1]) for n in names}
     empty = [f for f in folders if f not in have]
@@ -148,20 +190,20 @@ def _check_classes(
 
 # %% ../nbs/01_datasets.ipynb #152a687b
 def read_class_folders(
-    root: str | Path,  # Folder of class folders, or of `train/` and `test/` holding class folders
+    root: str | Path,  # Folder of class folders, or of `train/` and `test/` (or `test/` alone) holding class folders
     test_fraction: float = 0.2,  # Without `train/` and `test/`: share of each class held out for testing
     group_pattern: str | None = None,  # Regular expression whose match in a file name is the clip's group
     seed: int = 0,  # Seeds the split drawn without `train/` and `test/`
 ) -> pd.DataFrame:
     "Read the `folders` layout: a clip's class is its folder, its split the `train/` or `test/` above it or a seeded draw."
-    root = _abs(root)
+    root = _check_kind(_existing(root), "folders")
     names, ignored = _walk(root)
-    by_split = all((root/s).is_dir() for s in _SPLITS)
-    _check_classes(root, names, by_split)
-    tags = [n.split("/")[int(by_split)] for n in names]
+    splits = _split_folders(root)
+    _check_classes(root, names, splits)
+    tags = [n.split("/")[int(bool(splits))] for n in names]
     groups = _groups(tags, names, group_pattern)
-    splits = [n.split("/")[0] for n in names] if by_split else _split_by_group(tags, groups, test_fraction, seed)
-    df = pd.DataFrame(dict(video_name=names, tag=tags, path=[str(root/n) for n in names], split=splits, group=groups))
+    split = [n.split("/")[0] for n in names] if splits else _split_by_group(tags, groups, test_fraction, seed)
+    df = pd.DataFrame(dict(video_name=names, tag=tags, path=[str(root/n) for n in names], split=split, group=groups))
     return _table(df, root, "folders", ignored)
 
 # %% ../nbs/01_datasets.ipynb #49444a53
@@ -254,10 +296,12 @@ def read_ucf101(
 
 # %% ../nbs/01_datasets.ipynb #e3237d1a
 def _hmdb51_group(
-    name: str,  # A clip's path, such as `brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi`
+    name: str,  # A clip's path, in its class folder: `brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi`
 ) -> str:
-    "HMDB51's source video of a clip: its file name without the suffix and the trailing clip number `_N`."
-    return re.sub(r"_\d+$", "", Path(name).stem)
+    "HMDB51's source movie of a clip: its file name before `_<class>_`, else the name without its clip number `_N`."
+    path = Path(name)
+    movie = path.parent.name and re.match(rf"(.+)_{re.escape(path.parent.name)}_", path.stem)  # greedy: the last `_<class>_`
+    return movie[1] if movie else re.sub(r"_\d+$", "", path.stem)
 
 def _hmdb51_lists(
     lists: Path,  # The folder `testTrainMulti_7030_splits/`
@@ -371,14 +415,6 @@ def _matching_layouts(
 _LOOKED_FOR = ("ucfTrainTestlist/ (ucf101), testTrainMulti_7030_splits/ (hmdb51), train.csv, test.csv, train/ and test/ (tutorial), "
                "class folders holding videos, or train/ and test/ holding class folders (folders); or give a .csv file (csv)")
 
-def _existing(
-    root: str | Path,  # A dataset folder or CSV file
-) -> Path:
-    "`root`, absolute, if it exists."
-    root = _abs(root)
-    if not root.exists(): raise DatasetError(f"{root}: no such file or folder")
-    return root
-
 def detect_layout(
     root: str | Path,  # A dataset folder, or a CSV file
 ) -> str:  # One of `LAYOUTS`
@@ -394,19 +430,50 @@ def detect_layout(
         raise DatasetError(f"{root}: no dataset layout recognised. Looked for {_LOOKED_FOR}. It holds {_few(held, 6) if held else 'nothing'}")
     return found[0]
 
+# %% ../nbs/01_datasets.ipynb #33380a12
+def _refuse_duplicates(
+    df: pd.DataFrame,  # A dataset table
+    where: str,  # The dataset, for the message
+):
+    "Refuse a video file listed more than once (compared by real path), saying in which splits."
+    real = df.path.map(os.path.realpath)
+    twice = df[real.duplicated(keep=False)]
+    found = []
+    for _, rows in twice.groupby(real[twice.index], sort=False):
+        names, sides = " and ".join(dict.fromkeys(rows.video_name)), list(dict.fromkeys(rows.split))
+        found.append((f"{names} in both {' and '.join(sides)}", True) if len(sides) > 1 else
+                     (f"{names} {'twice' if len(rows) == 2 else f'{len(rows)} times'} in {sides[0]}", False))
+    if not found: return
+    leak = "; a clip in both train and test leaks test clips into training, so the test score promises too much" if any(l for _, l in found) else ""
+    raise DatasetError(f"{where}: {len(found)} video file(s) listed more than once: {_few([f for f, _ in found])}{leak}. List each file once")
+
+def _warn_shared_groups(
+    df: pd.DataFrame,  # A dataset table
+    where: str,  # The dataset, for the message
+):
+    "Warn when the split puts clips of one group on both sides (a drawn split never does; a given one is used as given)."
+    shared = sorted(set(df.group[df.split == "train"]) & set(df.group[df.split == "test"]))
+    if shared: warnings.warn(f"{where}: the split puts {len(shared)} group(s) on both sides, such as {_few(shared)}: their test clips share a source "
+                             "video with training clips, so the test score may promise too much. The split came with the data and is used as given", stacklevel=3)
+
 # %% ../nbs/01_datasets.ipynb #28140094
 def validate_dataset(
     df: pd.DataFrame,  # A dataset table, as the readers return it
 ) -> pd.DataFrame:  # `df`, unchanged
-    "Refuse a dataset that cannot be trained on, saying why."
+    "Refuse a dataset that cannot be trained on, saying why; warn when a given split puts a group on both sides."
     where = df.attrs.get("root", "the dataset")
+    lacking = [c for c in _TABLE if c not in df.columns]
+    if lacking: raise DatasetError(f"{where}: not a dataset table, it lacks the column(s) {', '.join(lacking)} (it has {', '.join(map(str, df.columns))}); "
+                                   "read the dataset with read_dataset, which gives every clip a split and a group")
     unlabelled = df.video_name[df.tag.str.strip() == ""]
     if len(unlabelled): raise DatasetError(f"{where}: {len(unlabelled)} clip(s) have an empty label, such as {unlabelled.iloc[0]}")
+    _refuse_duplicates(df, where)
     train = df[df.split == "train"]
     if train.empty: raise DatasetError(f"{where}: no training clips ({len(df)} clip(s) in all, none in the train split)")
     if train.tag.nunique() < 2: raise DatasetError(f"{where}: training needs at least 2 classes, found {class_names(train)}")
     only_test = df[(df.split == "test") & ~df.tag.isin(train.tag)]
     if len(only_test): raise DatasetError(f"{where}: class(es) {', '.join(class_names(only_test))} appear only in the test split (such as {only_test.video_name.iloc[0]}); add training clips of them or remove them")
+    _warn_shared_groups(df, where)
     return df
 
 # %% ../nbs/01_datasets.ipynb #10ae5797
@@ -420,13 +487,16 @@ def read_dataset(
     group_pattern: str | None = None,  # Regular expression searched in file names; its `group` (or first) group is the clip's group
     seed: int = 0,  # Seeds the split of layouts that come without one
     missing: str = "raise",  # Listed clips that do not exist: "raise" or "drop" (with a warning)
+    check: bool = True,  # Check the table for training with `validate_dataset`; False to read clips to evaluate on (test clips only, say)
 ) -> pd.DataFrame:  # A clip a row: video_name, tag, path, split, group; `attrs` layout, root, ignored
-    "Read a dataset in any of `LAYOUTS` into one table of clips, checked for training."
+    "Read a dataset in any of `LAYOUTS` into one table of clips, checked for training unless `check` is False."
     root = _existing(root)
     if layout not in (None, *LAYOUTS): raise ValueError(f"layout={layout!r}: use one of {LAYOUTS}")
-    reader = _READERS[layout or detect_layout(root)]
+    layout = layout or detect_layout(root)
+    reader = _READERS[layout]
     options = dict(split=split, test_fraction=test_fraction, group_pattern=group_pattern, seed=seed, missing=missing)
-    return validate_dataset(reader(root, **{k: v for k, v in options.items() if k in inspect.signature(reader).parameters}))
+    df = reader(_check_kind(root, layout), **{k: v for k, v in options.items() if k in inspect.signature(reader).parameters})
+    return validate_dataset(df) if check else df
 
 # %% ../nbs/01_datasets.ipynb #eea8d992
 def dataset_splits(

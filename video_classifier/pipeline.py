@@ -13,11 +13,11 @@ import keras
 import pandas as pd
 
 from .data import DatasetError, class_names
-from .datasets import dataset_splits, describe_dataset, read_dataset, validate_dataset
-from .features import dataset_features
+from .datasets import dataset_splits, read_dataset, validate_dataset
+from .features import ExtractorError, dataset_features
 from .model import SEQUENCE_MODELS, Evaluation
 from .predict import VideoClassifier
-from .runtimes import make_extractor, sample_calibration_frames
+from .runtimes import PRECISIONS, RUNTIMES, make_extractor, sample_calibration_frames
 from .train import run_experiment
 
 # %% auto #0
@@ -26,16 +26,24 @@ __all__ = ['extractor_settings', 'TrainingResult', 'train_classifier']
 # %% ../nbs/08_pipeline.ipynb #621e0e03
 def _check_training_options(
     max_seq_length: int,  # Frames per clip
+    sampling: str,  # How frames are picked
     epochs: int,  # Passes over the training clips
     batch_size: int,  # Clips per gradient step
+    val_fraction: float,  # Share held out for validation
     kind: str,  # The recurrent layer
     on_error: str,  # What to do with unreadable clips
+    runtime: str,  # What runs the CNN
+    precision: str,  # At what precision
+    weights,  # "imagenet", None or a weights file
 ):
-    "Raise `ValueError` naming the first option that cannot work."
+    "Raise `ValueError` naming the first option that cannot work (`ExtractorError` for a missing weights file)."
     for name, value in dict(max_seq_length=max_seq_length, epochs=epochs, batch_size=batch_size).items():
         if not isinstance(value, int) or value < 1: raise ValueError(f"{name}={value!r}: must be a whole number of at least 1")
-    if kind not in SEQUENCE_MODELS: raise ValueError(f"kind={kind!r}: use one of {', '.join(SEQUENCE_MODELS)}")
-    if on_error not in ("raise", "skip"): raise ValueError(f"on_error={on_error!r}: use 'raise' or 'skip'")
+    if not 0 < val_fraction < 1: raise ValueError(f"val_fraction={val_fraction!r}: use a share between 0 and 1")
+    for name, value, choices in (("sampling", sampling, ("uniform", "first")), ("kind", kind, SEQUENCE_MODELS), ("on_error", on_error, ("raise", "skip")),
+                                 ("runtime", runtime, tuple(RUNTIMES)), ("precision", precision, PRECISIONS)):
+        if value not in choices: raise ValueError(f"{name}={value!r}: use one of {', '.join(choices)}")
+    if weights not in (None, "imagenet") and not Path(weights).is_file(): raise ExtractorError(f"weights={str(weights)!r}: no such weights file")
 
 # %% ../nbs/08_pipeline.ipynb #8737f435
 def extractor_settings(
@@ -60,11 +68,26 @@ class TrainingResult(NamedTuple):
     best_epoch: int  # The epoch (from 1) whose weights were kept
     dataset: pd.DataFrame  # The clips trained and tested on, one row each, with their split and group
 
+# %% ../nbs/08_pipeline.ipynb #37174eca
+def _check_splits(
+    train_df: pd.DataFrame,  # The training clips
+    test_df: pd.DataFrame,  # The test clips
+    dataset: pd.DataFrame,  # The whole dataset, for its root in messages
+):
+    "Refuse a split with nothing in it, before training or after unreadable clips were skipped."
+    where = dataset.attrs.get("root", "the dataset")
+    if not len(train_df): raise DatasetError(f"{where}: no training clips (could any be read?)")
+    if not len(test_df): raise DatasetError(f"{where}: no test clips to evaluate on; give the dataset a test split (a test/ folder, a split "
+                                            "column) or more source videos per class (see group_pattern), or check that its test clips can be read")
+
 # %% ../nbs/08_pipeline.ipynb #6f1422eb
 def train_classifier(
     data: str | Path | pd.DataFrame,  # A dataset folder or CSV in any layout (see `read_dataset`), or a table of clips from it
     model_dir: str | Path | None = None,  # Save the classifier here as soon as it is trained; None: keep it in memory only
     layout: str | None = None,  # The dataset's layout, when a folder could be read more than one way
+    official_split: int = 1,  # UCF101 and HMDB51: which official train/test split (1, 2 or 3)
+    test_fraction: float = 0.2,  # A dataset without a split: share of each class drawn, in whole groups, for testing
+    group_pattern: str | None = None,  # Regular expression whose match in a file name is the clip's source video (see `read_dataset`)
     backbone: str = "inception_v3",  # CNN: a key of `BACKBONES`
     weights: str | Path | None = "imagenet",  # "imagenet" (downloaded by Keras), None (random) or a weights file
     img_size: int = 224,  # Side of the square frames given to the CNN
@@ -78,25 +101,30 @@ def train_classifier(
     batch_size: int = 64,  # Clips per gradient step
     val_fraction: float = 0.3,  # Share of each class's training clips held out, in whole groups, for validation
     seed: int = 0,  # Fixes the splits, the initial weights and the batch order
+    calibration_count: int = 64,  # Training frames kept in the classifier, for int8 runtimes later (0: none)
     cache_dir: str | Path | None = None,  # Feature cache folder (and converted runtime models); None: nothing kept
     on_error: str = "raise",  # Unreadable clips: "raise" one error naming them all, or "skip" them with a warning
     progress: bool = True,  # Show progress bars for the features and the epochs
     **model_kwargs,  # Passed on to `get_sequence_model` (units, dropout, dense_units, learning_rate)
 ) -> TrainingResult:
     "Read a dataset, extract its features, train and evaluate a classifier, and save it: the whole pipeline in one call."
-    _check_training_options(max_seq_length, epochs, batch_size, kind, on_error)
-    df = read_dataset(data, layout, seed=seed) if isinstance(data, (str, Path)) else validate_dataset(data)
+    _check_training_options(max_seq_length, sampling, epochs, batch_size, val_fraction, kind, on_error, runtime, precision, weights)
+    reading = dict(split=official_split, test_fraction=test_fraction, group_pattern=group_pattern, seed=seed)
+    df = read_dataset(data, layout, **reading) if isinstance(data, (str, Path)) else validate_dataset(data)
     train_df, test_df = dataset_splits(df)
-    if not len(test_df): raise DatasetError(f"{describe_dataset(df)}: no test clips to evaluate on")
-    settings, vocab = extractor_settings(backbone, weights, img_size, alpha, runtime, precision), class_names(train_df)
-    calibration = sample_calibration_frames(list(train_df.path), img_size)
-    extractor = make_extractor(**settings, calibration_frames=calibration, cache_dir=cache_dir)
+    _check_splits(train_df, test_df, df)
+    vocab = class_names(train_df)
+    calibration = sample_calibration_frames(list(train_df.path), img_size, count=calibration_count) if calibration_count or precision == "int8" else None
+    extractor = make_extractor(**extractor_settings(backbone, weights, img_size, alpha, runtime, precision), calibration_frames=calibration, cache_dir=cache_dir)
     frames = dict(max_seq_length=max_seq_length, sampling=sampling, cache_dir=cache_dir, on_error=on_error, progress=progress)
     train_data, train_labels, train_df = dataset_features(train_df, extractor, vocab, **frames)
     test_data, test_labels, test_df = dataset_features(test_df, extractor, vocab, **frames)
+    _check_splits(train_df, test_df, df)  # again: unreadable clips may have been skipped
     exp = run_experiment(train_data, train_labels, test_data, test_labels, vocab, groups=list(train_df.group), val_fraction=val_fraction,
                          kind=kind, epochs=epochs, batch_size=batch_size, seed=seed, progress=progress, **model_kwargs)
-    clf = VideoClassifier(exp.model, vocab, settings, sampling, feature_extractor=extractor, calibration_frames=calibration)
+    ran = extractor_settings(backbone, weights, img_size, alpha, getattr(extractor, "runtime", "tf"), getattr(extractor, "precision", "fp32"))
+    clf = VideoClassifier(exp.model, vocab, ran, sampling, feature_extractor=extractor, calibration_frames=calibration,
+                          dataset=reading if isinstance(data, (str, Path)) else None)
     if model_dir is not None: clf.save(model_dir)
     used = pd.concat([train_df, test_df], ignore_index=True); used.attrs = dict(df.attrs)
     return TrainingResult(clf, exp.history, exp.evaluation, exp.best_epoch, used)

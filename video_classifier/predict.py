@@ -6,7 +6,7 @@ Docs: https://video-classifier.github.io/video_classifier/predict.html.md"""
 
 # %% ../nbs/07_predict.ipynb #e392460c
 from __future__ import annotations
-import json, warnings
+import json
 from functools import cached_property
 from pathlib import Path
 from typing import Sequence
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 
+from .data import DatasetError
 from .datasets import read_dataset
 from .features import _report_errors, build_feature_extractor, extract_features, pad_features, prepare_all_videos
 from .frames import load_video
@@ -43,9 +44,10 @@ class VideoClassifier:
                  extractor: dict,  # Keyword arguments of `make_extractor` (backbone, weights, img_size, runtime...)
                  sampling: str = "uniform",  # How frames were picked: "uniform" or "first"
                  feature_extractor=None,  # Built from `extractor` when first needed, if not given
-                 calibration_frames: np.ndarray | None = None):  # A sample of training frames, for int8 extractors
+                 calibration_frames: np.ndarray | None = None,  # A sample of training frames, for int8 extractors
+                 dataset: dict | None = None):  # How the training dataset was read (`read_dataset`'s seed, test_fraction...)
         self.model, self.class_vocab, self.extractor, self.sampling = model, list(class_vocab), dict(extractor), sampling
-        self.calibration_frames = calibration_frames
+        self.calibration_frames, self.dataset = calibration_frames, dict(dataset or {})
         if feature_extractor is not None: self.__dict__["feature_extractor"] = feature_extractor
 
     @property
@@ -88,7 +90,7 @@ def save_classifier(
     else: (folder/"calibration_frames.npy").unlink(missing_ok=True)  # never leave another classifier's frames behind
     clf.model.save(folder/"model.keras")
     meta = dict(format=BUNDLE_FORMAT, version=BUNDLE_VERSION, class_vocab=clf.class_vocab, extractor=extractor,
-                max_seq_length=clf.max_seq_length, sampling=clf.sampling)
+                max_seq_length=clf.max_seq_length, sampling=clf.sampling, dataset=clf.dataset)
     (folder/"classifier.json").write_text(json.dumps(meta, indent=2))
     return folder
 
@@ -125,7 +127,8 @@ def load_classifier(
         raise BundleError(f"{folder}: the model has {model.output_shape[-1]} outputs but the vocabulary {len(meta['class_vocab'])} classes")
     calib = folder/"calibration_frames.npy"
     if extractor.get("precision") == "int8" and not calib.is_file(): raise BundleError(f"{folder}: int8 needs calibration frames, and the bundle has none")
-    return VideoClassifier(model, meta["class_vocab"], extractor, meta["sampling"], calibration_frames=np.load(calib) if calib.is_file() else None)
+    return VideoClassifier(model, meta["class_vocab"], extractor, meta["sampling"], calibration_frames=np.load(calib) if calib.is_file() else None,
+                           dataset=meta.get("dataset"))
 
 # %% ../nbs/07_predict.ipynb #a03c3125
 @patch
@@ -218,21 +221,25 @@ def predict(self: VideoClassifier,
     return _ranked_table(paths, probs, self.class_vocab, top_k)
 
 # %% ../nbs/07_predict.ipynb #fbf0c106
+_READ_OPTIONS = ("split", "test_fraction", "group_pattern", "seed")  # of `read_dataset`, kept from training in `dataset`
+
 @patch
 def evaluate(self: VideoClassifier,
              data: str | Path | pd.DataFrame,  # A dataset folder or CSV (any layout), or a table of clips with `path` and `tag`
-             split: str = "test",  # Which split to evaluate on, when `data` has a `split` column
+             split: str = "test",  # Which clips: "test", "train" or "all" (when `data` has splits)
              cache_dir: str | Path | None = None,  # Feature cache folder, or None
              progress: bool = True,  # Show a progress bar
              layout: str | None = None,  # The dataset's layout, when a folder could be read more than one way
             ) -> Evaluation:
     "Accuracy, top-k accuracy, per-class precision and recall and the confusion matrix on a dataset's clips."
-    df = read_dataset(data, layout) if isinstance(data, (str, Path)) else data
-    if "split" in df.columns: df = df[df.split == split].reset_index(drop=True)
-    if not len(df): raise ValueError(f"no clips to evaluate on (split {split!r} is empty)")
-    data, labels = prepare_all_videos(df, None, self.feature_extractor, self.class_vocab, self.max_seq_length,
-                                      self.sampling, cache_dir=cache_dir, progress=progress)
-    return evaluate_model(self.model, data, labels, self.class_vocab)
+    if split not in ("test", "train", "all"): raise ValueError(f"split={split!r}: use 'test', 'train' or 'all'")
+    read = {k: v for k, v in self.dataset.items() if k in _READ_OPTIONS}
+    df = read_dataset(data, layout, check=False, **read) if isinstance(data, (str, Path)) else data
+    clips = df[df.split == split] if "split" in df.columns and split != "all" else df
+    if not len(clips): raise DatasetError(f"{df.attrs.get('root', 'the dataset')}: no {split} clips to evaluate on (split='all' takes every clip)")
+    features, labels = prepare_all_videos(clips, None, self.feature_extractor, self.class_vocab, self.max_seq_length,
+                                          self.sampling, cache_dir=cache_dir, progress=progress)
+    return evaluate_model(self.model, features, labels, self.class_vocab)
 
 def evaluate_classifier(
     classifier: VideoClassifier,  # The classifier
@@ -242,6 +249,7 @@ def evaluate_classifier(
 ) -> Evaluation:
     "Evaluate a classifier on the videos and labels of a split list."
     return classifier.evaluate(df, cache_dir=cache_dir, progress=progress)
+
 
 # %% ../nbs/07_predict.ipynb #141bf9aa
 def _caption(frame: np.ndarray, text: str) -> np.ndarray:

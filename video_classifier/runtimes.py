@@ -17,9 +17,10 @@ from .features import build_feature_extractor, extractor_fingerprint
 from .frames import VideoError, load_video
 
 # %% auto #0
-__all__ = ['RUNTIMES', 'FAST', 'FastExtractor', 'sample_calibration_frames', 'accelerate', 'make_extractor']
+__all__ = ['PRECISIONS', 'RUNTIMES', 'FAST', 'FastExtractor', 'sample_calibration_frames', 'accelerate', 'make_extractor']
 
 # %% ../nbs/04_runtimes.ipynb #c3d2ae9d
+PRECISIONS = ("fp32", "bf16", "int8")
 RUNTIMES = {"tf": ("fp32",), "openvino": ("fp32", "bf16", "int8"), "onnx": ("fp32",)}
 FAST = dict(runtime="openvino", precision="int8")  # `--fast`: the fastest path in "How fast, and at what cost"
 
@@ -35,7 +36,7 @@ def _effective_precision(
 ) -> str:
     "The precision that will run: `precision`, or fp32 with a warning when the runtime or CPU cannot."
     if runtime not in RUNTIMES: raise ValueError(f"runtime={runtime!r}: use one of {sorted(RUNTIMES)}")
-    if precision not in ("fp32", "bf16", "int8"): raise ValueError(f"precision={precision!r}: use 'fp32', 'bf16' or 'int8'")
+    if precision not in PRECISIONS: raise ValueError(f"precision={precision!r}: use 'fp32', 'bf16' or 'int8'")
     why = (f"runtime {runtime!r} offers {RUNTIMES[runtime]}" if precision not in RUNTIMES[runtime]
            else "this CPU has no native bf16 (AVX512-BF16 or AMX)" if precision == "bf16" and not _cpu_has_bf16() else None)
     if why: warnings.warn(f"precision={precision!r} is not available: {why}; falling back to fp32", stacklevel=3)
