@@ -8,7 +8,7 @@ _LOG_LINE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages|To enable the 
 
 def _run(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
     "Run the installed command as a user does: no TensorFlow log settings of ours in the environment."
-    env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}, **(env or {})}
     return subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
 
 def test_help_lists_every_command():
@@ -46,6 +46,8 @@ def test_small_demo_end_to_end(tmp_path):
     quiet = _run("predict", tmp_path/"demo"/"classifier", clip, "--top-k", "2")
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
     assert quiet.stdout.splitlines() == [str(clip), *quiet.stdout.splitlines()[1:]] and len(quiet.stdout.splitlines()) == 3, quiet.stdout
+    as_make = _run("predict", tmp_path/"demo"/"classifier", clip, "--top-k", "2", env={"TF_CPP_MIN_LOG_LEVEL": "2"})  # as `make` runs it
+    assert as_make.returncode == 0 and as_make.stderr == "", as_make.stderr
     loud = _run("predict", tmp_path/"demo"/"classifier", clip, "--top-k", "2", "--verbose")
     assert loud.returncode == 0 and _LOG_LINE.search(loud.stderr), loud.stderr
 

@@ -23,7 +23,7 @@ def _quiet_tensorflow(
 ):
     "Import TensorFlow with its start-up log lines silenced, and filter its and Keras' warnings."
     if verbose or "tensorflow" in sys.modules: return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # ERROR lines too: TensorFlow's "E0000 ... oneDNN supports DT_BOOL" is no error of the user's
     warnings.filterwarnings("ignore", module=_NOISY)
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 2)  # absl writes its first lines before TF_CPP_MIN_LOG_LEVEL is read

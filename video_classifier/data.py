@@ -6,7 +6,7 @@ Docs: https://video-classifier.github.io/video_classifier/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #9564462b
 from __future__ import annotations
-import lzma, os, posixpath, re, shutil, tarfile, tempfile, urllib.parse, warnings, zlib
+import lzma, os, re, shutil, tarfile, tempfile, urllib.parse, warnings, zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Sequence
 from pathlib import Path, PurePosixPath
@@ -153,25 +153,25 @@ def _fetch(
     target: Path,  # Where the archive is cached
     file_hash: str | None,  # Expected sha256 or md5, or None
 ) -> Path:
-    "Download `url` to `target` with Keras' cache, progress bar and hash check; keep no bad file."
+    "Download `url` to `target` through `{target}.part` with Keras' progress bar and hash check; keep no bad file."
     from keras.utils import get_file  # imported here: it loads TensorFlow, which only downloads need
-    try: return Path(get_file(target.name, url, file_hash=file_hash, cache_subdir=str(target.parent)))
+    part = target if target.exists() else target.with_name(f"{target.name}.part")  # an archive already there: get_file checks its hash, if any
+    if part != target: part.unlink(missing_ok=True)  # left by a killed download
+    try: get_file(part.name, url, file_hash=file_hash, cache_subdir=str(target.parent))
     except Exception as e:
-        target.unlink(missing_ok=True)
+        part.unlink(missing_ok=True)
         raise DatasetError(f"could not download {url} to {target}: {e}") from e
+    return part.replace(target)
 
 # %% ../nbs/00_data.ipynb #8176e40e
 def _unsafe(
     member: tarfile.TarInfo,  # One entry of a tar archive
 ) -> str | None:  # Why extracting it could write outside the target folder, or None
-    "Refuse absolute names, `..` in names, special files, and links that point out of the archive's folder."
+    "Refuse absolute names, `..` in names, and every member that is not a regular file or a folder."
     name = PurePosixPath(member.name)
     if name.is_absolute() or ".." in name.parts: return "its path is absolute or contains '..'"
-    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()): return "it is a device, FIFO or other special file"
-    if member.issym() or member.islnk():
-        target = PurePosixPath(member.linkname) if member.islnk() else name.parent/member.linkname
-        if target.is_absolute() or posixpath.normpath(target).split("/")[0] == "..":
-            return f"it links to {member.linkname!r}, outside the archive's folder"
+    if member.issym() or member.islnk(): return f"it is a link (to {member.linkname!r}); only files and folders are accepted"
+    if not (member.isfile() or member.isdir()): return "it is a device, FIFO or other special file"
     return None
 
 # %% ../nbs/00_data.ipynb #8d4a03fb
@@ -180,15 +180,20 @@ _TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
 def _extract_tar(
     archive: Path,  # A tar archive, compressed or not, whatever its name says
     folder: Path,  # Empty folder to extract into
+    max_bytes: int,  # Largest total size of the members
 ):
     "Extract every member of `archive` into `folder`, refusing the whole archive at its first unsafe member."
-    member = None
+    member, total = None, 0
     try:
         with tarfile.open(archive, "r:*") as tar:
             tar.extraction_filter = getattr(tarfile, "data_filter", None)  # Python >= 3.10.12, 3.11.4; ignored before
             for member in tar:
                 if why := _unsafe(member): raise DatasetError(f"{archive}: refusing member {member.name!r}: {why}")
+                total += member.size
+                if total > max_bytes: raise DatasetError(f"{archive}: refusing member {member.name!r}: the members add up to more than max_bytes={max_bytes:,} bytes")
                 tar.extract(member, folder)
+            member = None  # past the last member: reading on to the end of the stream checks its CRC
+            while tar.fileobj.read(1 << 20): pass
     except _TAR_ERRORS as e:
         at = f" at member {member.name!r}" if member else ""
         raise DatasetError(f"{archive}: extraction failed{at} (truncated or damaged download?): {e}") from e
@@ -219,11 +224,15 @@ def _check_dataset(
 def _install(
     archive: Path,  # Downloaded archive
     final: Path,  # Folder the dataset should end up in; must not exist yet
+    max_bytes: int,  # Largest total size of the archive's members
 ) -> Path:
     "Extract `archive` next to `final`, check the dataset, and rename it to `final` in one step."
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-partial-", dir=final.parent))
+    prefix = f".{final.name}-partial-"
+    for stale in final.parent.iterdir():  # left by a run killed during extraction
+        if stale.name.startswith(prefix): shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
     try:
-        _extract_tar(archive, tmp)
+        _extract_tar(archive, tmp, max_bytes)
         root = _check_dataset(_find_root(tmp, archive), f"{archive}: incomplete dataset")
         root.rename(final)
         return final
@@ -241,13 +250,14 @@ def download_ucf101_top5(
     dest: str | Path | None = None,  # Folder for the archive and the dataset; None: Keras' cache, ~/.keras/datasets
     url: str = UCF101_TOP5_URL,  # http(s) or file:// address of a tar archive in the UCF101 top-5 layout
     file_hash: str | None = None,  # Expected sha256 (or md5) of the archive; None: not checked
+    max_bytes: int = 8 << 30,  # Refuse an archive whose members add up to more bytes than this
 ) -> Path:  # Folder holding `train/`, `test/`, `train.csv` and `test.csv`
     "Download, check and safely extract the UCF101 top-5 subsample once; later calls reuse it."
     dest = Path(dest or _default_dest()).expanduser().absolute()
     fname, name = _dataset_name(url)
     if (dest/name).exists(): return _check_dataset(dest/name, f"{dest/name} is damaged (delete it to extract again)")
     archive = _fetch(url, dest/fname, file_hash)
-    try: return _install(archive, dest/name)
+    try: return _install(archive, dest/name, max_bytes)
     except DatasetError as e:
         archive.unlink(missing_ok=True)
         raise DatasetError(f"{e} [deleted {archive}; the next call downloads it again]") from e

@@ -6,7 +6,7 @@ Docs: https://video-classifier.github.io/video_classifier/features.html.md"""
 
 # %% ../nbs/03_features.ipynb #defd74ff
 from __future__ import annotations
-import hashlib, json, os, tempfile, warnings, zipfile
+import hashlib, json, os, shutil, tempfile, warnings, zipfile
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -101,21 +101,40 @@ def video_key(
     ident = dict(path=os.path.abspath(path), size=st.st_size, mtime_ns=st.st_mtime_ns, **settings)
     return hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
+# %% ../nbs/03_features.ipynb #7ac95714
+def _check_features(
+    features: np.ndarray,  # What a cache entry holds
+    dim: int | None = None,  # Expected width D; None: any
+    max_rows: int | None = None,  # Most rows (frames) expected; None: any
+) -> np.ndarray:
+    "`features` if they are finite floats of shape (t, dim) with 1 <= t <= max_rows; else raise ValueError."
+    rows_ok = features.ndim == 2 and 0 < len(features) <= (max_rows or len(features))
+    if not (rows_ok and dim in (None, features.shape[1]) and np.issubdtype(features.dtype, np.floating)):
+        raise ValueError(f"{features.dtype} features of shape {features.shape}, where floats of shape (1 to {max_rows}, {dim}) were expected")
+    if not np.isfinite(features).all(): raise ValueError("the features hold NaN or infinite values")
+    return features
+
 # %% ../nbs/03_features.ipynb #ea6fed05
 class FeatureCache:
     "Features of single videos, one `.npz` file each, written atomically and checked on read."
     def __init__(self, folder: str | Path): self.folder = Path(folder)
     def _file(self, key: str) -> Path: return self.folder/key[:2]/f"{key}.npz"
 
-    def get(self, key: str) -> np.ndarray | None:
-        "The cached features for `key`, or None when absent or damaged (a damaged file is removed)."
+    def get(
+        self,
+        key: str,  # A cache key, from `video_key`
+        dim: int | None = None,  # Expected width D of the features; None: any
+        max_rows: int | None = None,  # Most rows (frames) expected; None: any
+    ) -> np.ndarray | None:
+        "The cached features for `key`, or None when absent, damaged or not as expected (such an entry is removed)."
         f = self._file(key)
         if not f.exists(): return None
         try:
-            with np.load(f) as z: return z["features"]
+            with np.load(f) as z: return _check_features(z["features"], dim, max_rows)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
             warnings.warn(f"{f}: damaged feature cache entry ({type(e).__name__}: {e}); computing it again")
-            f.unlink(missing_ok=True)
+            if f.is_dir() and not f.is_symlink(): shutil.rmtree(f, ignore_errors=True)
+            else: f.unlink(missing_ok=True)
             return None
 
     def put(self, key: str, features: np.ndarray):
@@ -189,7 +208,8 @@ def extract_features(
     settings = dict(extractor=extractor_fingerprint(feature_extractor), img_size=img_size, max_frames=max_seq_length, sampling=sampling)
     cache = FeatureCache(cache_dir) if cache_dir is not None else None
     keys = [video_key(p, **settings) if os.path.isfile(p) else None for p in paths]
-    out = [cache.get(k) if cache and k else None for k in keys]
+    dim = feature_extractor.output_shape[-1]
+    out = [cache.get(k, dim, max_seq_length) if cache and k else None for k in keys]
     todo = [i for i, f in enumerate(out) if f is None]
     errors, bar = {}, tqdm(total=len(paths), initial=len(paths) - len(todo), unit="clip", desc="features", disable=not progress)
     read = lambda i: load_video(paths[i], max_frames=max_seq_length, resize=(img_size, img_size), sampling=sampling)

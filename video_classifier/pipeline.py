@@ -16,7 +16,7 @@ from .data import DatasetError, class_names
 from .datasets import dataset_splits, read_dataset, validate_dataset
 from .features import ExtractorError, dataset_features
 from .model import SEQUENCE_MODELS, Evaluation
-from .predict import VideoClassifier
+from .predict import VideoClassifier, check_save_folder
 from .runtimes import PRECISIONS, RUNTIMES, make_extractor, sample_calibration_frames
 from .train import run_experiment
 
@@ -109,6 +109,7 @@ def train_classifier(
 ) -> TrainingResult:
     "Read a dataset, extract its features, train and evaluate a classifier, and save it: the whole pipeline in one call."
     _check_training_options(max_seq_length, sampling, epochs, batch_size, val_fraction, kind, on_error, runtime, precision, weights)
+    if model_dir is not None: check_save_folder(Path(model_dir).resolve())  # before the work, not after it
     reading = dict(split=official_split, test_fraction=test_fraction, group_pattern=group_pattern, seed=seed)
     df = read_dataset(data, layout, **reading) if isinstance(data, (str, Path)) else validate_dataset(data)
     train_df, test_df = dataset_splits(df)

@@ -6,12 +6,17 @@ Docs: https://video-classifier.github.io/video_classifier/predict.html.md"""
 
 # %% ../nbs/07_predict.ipynb #e392460c
 from __future__ import annotations
+import hashlib
 import json
+import os
+import shutil
+import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
 import cv2
+import h5py
 import imageio.v2 as imageio
 import keras
 import numpy as np
@@ -20,20 +25,23 @@ from fastcore.basics import patch
 
 from .data import DatasetError
 from .datasets import read_dataset
-from .features import _report_errors, build_feature_extractor, extract_features, pad_features, prepare_all_videos
+from .features import BACKBONES, _report_errors, build_feature_extractor, extract_features, pad_features, prepare_all_videos
 from .frames import load_video
 from .model import Evaluation, evaluate_model, top_classes
-from .runtimes import make_extractor
+from .runtimes import PRECISIONS, RUNTIMES, make_extractor
 
 # %% auto #0
-__all__ = ['BUNDLE_FORMAT', 'BUNDLE_VERSION', 'BundleError', 'VideoClassifier', 'save_classifier', 'load_classifier',
-           'prepare_single_video', 'sequence_prediction', 'predict_videos', 'evaluate_classifier', 'to_gif']
+__all__ = ['BUNDLE_FORMAT', 'BUNDLE_VERSION', 'BundleError', 'VideoClassifier', 'check_save_folder', 'save_classifier',
+           'load_classifier', 'prepare_single_video', 'sequence_prediction', 'predict_videos', 'evaluate_classifier',
+           'to_gif']
 
 # %% ../nbs/07_predict.ipynb #cbe83feb
 BUNDLE_FORMAT, BUNDLE_VERSION = "video_classifier.bundle", 1
+_MANIFEST, _WEIGHTS = "manifest.json", "backbone.weights.h5"
+_BUNDLE_FILES = ("classifier.json", "model.keras", _WEIGHTS, "calibration_frames.npy")  # what loading may read
 
 class BundleError(ValueError):
-    "A folder that is not a loadable classifier bundle; the message names the folder and the problem."
+    "A folder that is not a loadable classifier bundle, or cannot become one; the message names the file and the problem."
 
 # %% ../nbs/07_predict.ipynb #77e08209
 class VideoClassifier:
@@ -74,25 +82,127 @@ def _tf_backbone(clf: VideoClassifier) -> keras.Model:
     if not isinstance(fe, keras.Model): fe = build_feature_extractor(**{k: v for k, v in clf.extractor.items() if k in _BACKBONE_KEYS})
     return next(layer for layer in fe.layers if isinstance(layer, keras.Model))
 
+# %% ../nbs/07_predict.ipynb #b106187c
+def _sha256(path: Path) -> str:
+    "The SHA-256 of a file's bytes, in hex, read a megabyte at a time."
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""): digest.update(block)
+    return digest.hexdigest()
+
+def _write_manifest(folder: Path) -> Path:
+    "Write `folder`'s manifest.json: the size and SHA-256 of every other file in it."
+    files = {p.name: dict(size=p.stat().st_size, sha256=_sha256(p)) for p in sorted(folder.iterdir()) if p.name != _MANIFEST}
+    (folder/_MANIFEST).write_text(json.dumps(dict(format=BUNDLE_FORMAT, files=files), indent=2))
+    return folder/_MANIFEST
+
+# %% ../nbs/07_predict.ipynb #8669ccc4
+def check_save_folder(folder: Path):
+    "Fail, naming the fix, where a bundle cannot be saved: on a file, in a folder it cannot write, over a folder of other files."
+    if folder.exists() and not folder.is_dir(): raise BundleError(f"{folder}: exists and is not a folder; save the classifier to a folder")
+    try: folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise BundleError(f"{folder.parent}: cannot make this folder to save in ({e.strerror}); save elsewhere") from e
+    if not os.access(folder.parent, os.W_OK | os.X_OK): raise BundleError(f"{folder.parent}: not writable; save the classifier elsewhere")
+    others = sorted(p.name for p in folder.iterdir() if p.name not in (*_BUNDLE_FILES, _MANIFEST)) if folder.is_dir() else []
+    if others: raise BundleError(f"{folder}: holds {others[:3]}, which are not a bundle's files; a save replaces the whole folder, so save to a new one")
+
+# %% ../nbs/07_predict.ipynb #6b2734bd
+def _aside(folder: Path, kind: str) -> Path:
+    "A hidden sibling of `folder`: `.{name}.previous`, or the prefix of `.{name}.partial-*`."
+    return folder.parent/f".{folder.name}.{kind}"
+
+def _fsync(path: Path):
+    "Flush a file or folder to the disk, so that a rename after it cannot outlive its contents in a power cut."
+    if os.name == "nt" and path.is_dir(): return  # Windows opens no folder to flush it
+    fd = os.open(path, os.O_RDONLY)
+    try: os.fsync(fd)
+    finally: os.close(fd)
+
+def _swap_in(new: Path, folder: Path):
+    "Put the complete bundle `new` at `folder`, keeping the old one (as `.{name}.previous`) until it is there."
+    previous = _aside(folder, "previous")
+    if folder.exists():
+        shutil.rmtree(previous, ignore_errors=True)  # left by a save that died while removing it: `folder` is whole
+        folder.rename(previous)
+    new.rename(folder)
+    _fsync(folder.parent)
+    shutil.rmtree(previous, ignore_errors=True)
+
+# %% ../nbs/07_predict.ipynb #f542c489
+def _umask() -> int:
+    "The process's file-mode creation mask (read by setting it, then back)."
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+def _bundle_meta(clf: VideoClassifier) -> dict:
+    "The contents of `clf`'s classifier.json."
+    extractor = {k: v for k, v in clf.extractor.items() if k not in _NOT_SAVED}
+    extractor["weights"] = "imagenet" if extractor.get("weights") == "imagenet" else _WEIGHTS
+    return dict(format=BUNDLE_FORMAT, version=BUNDLE_VERSION, class_vocab=clf.class_vocab, extractor=extractor,
+                max_seq_length=clf.max_seq_length, sampling=clf.sampling, dataset=clf.dataset)
+
+def _write_bundle(clf: VideoClassifier, meta: dict, folder: Path):
+    "Write `clf`'s bundle files and manifest into the empty `folder`, and flush them to the disk."
+    if meta["extractor"]["weights"] == _WEIGHTS: _tf_backbone(clf).save_weights(folder/_WEIGHTS)
+    if clf.calibration_frames is not None: np.save(folder/"calibration_frames.npy", clf.calibration_frames)
+    clf.model.save(folder/"model.keras")
+    (folder/"classifier.json").write_text(json.dumps(meta, indent=2))
+    _write_manifest(folder)
+    folder.chmod(0o777 & ~_umask())  # as a folder made the usual way (mkdtemp makes it private)
+    for p in [*folder.iterdir(), folder]: _fsync(p)
+
 # %% ../nbs/07_predict.ipynb #3a71f167
 def save_classifier(
     clf: VideoClassifier,  # What to save
-    folder: str | Path,  # Created if missing; its bundle files are replaced
+    folder: str | Path,  # Created if missing; a bundle there is replaced whole, once the new one is complete
 ) -> Path:
-    "Save `clf` as a bundle folder: classifier.json, model.keras and, as needed, backbone weights and calibration frames."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    extractor = {k: v for k, v in clf.extractor.items() if k not in _NOT_SAVED}
-    if extractor.get("weights") != "imagenet":
-        _tf_backbone(clf).save_weights(folder/"backbone.weights.h5")
-        extractor["weights"] = "backbone.weights.h5"
-    else: (folder/"backbone.weights.h5").unlink(missing_ok=True)
-    if clf.calibration_frames is not None: np.save(folder/"calibration_frames.npy", clf.calibration_frames)
-    else: (folder/"calibration_frames.npy").unlink(missing_ok=True)  # never leave another classifier's frames behind
-    clf.model.save(folder/"model.keras")
-    meta = dict(format=BUNDLE_FORMAT, version=BUNDLE_VERSION, class_vocab=clf.class_vocab, extractor=extractor,
-                max_seq_length=clf.max_seq_length, sampling=clf.sampling, dataset=clf.dataset)
-    (folder/"classifier.json").write_text(json.dumps(meta, indent=2))
-    return folder
+    "Save `clf` as a bundle folder: classifier.json, model.keras, as needed backbone weights and calibration frames, and their manifest."
+    target, meta, frames = Path(folder).resolve(), _bundle_meta(clf), clf.calibration_frames
+    problem = _meta_problem(meta) or (frames is not None and _frames_problem(frames, clf.img_size))
+    if problem: raise BundleError(f"{folder}: not saved, as it would not load: {problem}")
+    check_save_folder(target)
+    prefix = _aside(target, "partial-").name
+    for stale in [p for p in target.parent.iterdir() if p.name.startswith(prefix)]: shutil.rmtree(stale, ignore_errors=True)  # left by saves cut short
+    partial = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    try: _write_bundle(clf, meta, partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _swap_in(partial, target)
+    return Path(folder)
+
+# %% ../nbs/07_predict.ipynb #4458b3e8
+def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
+def _is_vocab(v) -> bool: return isinstance(v, list) and len(v) > 0 and all(isinstance(c, str) and c for c in v) and len(set(v)) == len(v)
+
+_META_RULES = {  # classifier.json's values: (test, what the value must be)
+    "class_vocab": (_is_vocab, "a non-empty list of distinct non-empty strings"),
+    "max_seq_length": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "sampling": (lambda v: v in ("uniform", "first"), '"uniform" or "first"'),
+    "extractor": (lambda v: isinstance(v, dict), "a dict of feature settings"),
+}
+_EXTRACTOR_RULES = {  # the feature settings, where given (else `make_extractor`'s defaults apply)
+    "backbone": (lambda v: isinstance(v, str) and v in BACKBONES, f"one of {list(BACKBONES)}"),
+    "img_size": (lambda v: _is_int(v) and v >= 32, "an integer of at least 32"),
+    "runtime": (lambda v: isinstance(v, str) and v in RUNTIMES, f"one of {list(RUNTIMES)}"),
+    "precision": (lambda v: v in PRECISIONS, f"one of {list(PRECISIONS)}"),
+}
+
+def _weights_problem(weights) -> str | None:
+    "Why a bundle's `extractor.weights` may not be read, or None: it names ImageNet's, none, or the bundle's own file."
+    if weights in ("imagenet", None, _WEIGHTS): return None
+    if isinstance(weights, str) and (Path(weights).is_absolute() or ".." in Path(weights).parts):
+        return f"extractor.weights {weights!r} points outside the bundle (its own weights are {_WEIGHTS})"
+    return f'extractor.weights must be "imagenet", null or "{_WEIGHTS}", not {weights!r:.80}'
+
+def _meta_problem(meta: dict) -> str | None:
+    "The first value of a classifier.json that loading cannot use, said with what it must be; None when all are right."
+    for key, (test, what) in _META_RULES.items():
+        if not test(meta[key]): return f"{key} must be {what}, not {meta[key]!r:.80}"
+    for key, (test, what) in _EXTRACTOR_RULES.items():
+        if key in meta["extractor"] and not test(meta["extractor"][key]): return f"extractor.{key} must be {what}, not {meta['extractor'][key]!r:.80}"
+    return _weights_problem(meta["extractor"].get("weights"))
 
 # %% ../nbs/07_predict.ipynb #4bd97019
 def _read_meta(folder: Path) -> dict:
@@ -106,29 +216,103 @@ def _read_meta(folder: Path) -> dict:
     if meta.get("version", 0) > BUNDLE_VERSION: raise BundleError(f"{f}: bundle version {meta['version']} is newer than this package reads ({BUNDLE_VERSION}); upgrade video_classifier")
     lacking = [k for k in ("class_vocab", "extractor", "max_seq_length", "sampling") if k not in meta]
     if lacking: raise BundleError(f"{f}: damaged, missing {lacking}")
+    problem = _meta_problem(meta)
+    if problem: raise BundleError(f"{f}: {problem}")
     return meta
+
+# %% ../nbs/07_predict.ipynb #84efbbae
+def _file_problem(path: Path, size: int, sha256: str) -> str | None:
+    "How a bundle file differs from what its manifest says (missing, truncated, changed), or None."
+    if not path.is_file(): return "missing"
+    if path.stat().st_size < size: return f"truncated: {path.stat().st_size} of {size} bytes"
+    if path.stat().st_size != size or _sha256(path) != sha256: return "changed since it was saved"
+
+def _read_manifest(f: Path) -> dict:
+    "The files a manifest.json lists, {name: {size, sha256}}, checked to be files of the bundle's own folder."
+    try: files = json.loads(f.read_text())["files"]
+    except (ValueError, KeyError, TypeError) as e: raise BundleError(f"{f}: damaged ({type(e).__name__}: {e})") from e
+    if not isinstance(files, dict) or not all(isinstance(e, dict) and _is_int(e.get("size")) and isinstance(e.get("sha256"), str) for e in files.values()):
+        raise BundleError(f"{f}: damaged (each file needs a size and a sha256)")
+    outside = [name for name in files if name in ("", ".", "..") or Path(name).name != name]
+    if outside: raise BundleError(f"{f}: {outside[0]!r} points outside the bundle")
+    return files
+
+def _verify_manifest(folder: Path):
+    "Check the bundle's files against its manifest.json, where it has one (bundles saved before manifests have none)."
+    if not (folder/_MANIFEST).is_file(): return
+    files = _read_manifest(folder/_MANIFEST)
+    for name, entry in files.items():
+        problem = _file_problem(folder/name, entry["size"], entry["sha256"])
+        if problem: raise BundleError(f"{folder/name}: {problem}")
+    unlisted = [name for name in _BUNDLE_FILES if (folder/name).exists() and name not in files]
+    if unlisted: raise BundleError(f"{folder/unlisted[0]}: not in the manifest, so not part of the bundle as it was saved")
+
+# %% ../nbs/07_predict.ipynb #abeedc4e
+def _restored(folder: Path) -> Path:
+    "`folder`, put back from `.{name}.previous` where a save died between moving the old bundle aside and the new one in."
+    real = folder.resolve()
+    previous = _aside(real, "previous")
+    if real.exists() or not previous.is_dir(): return folder
+    try: previous.rename(real)
+    except OSError as e: raise BundleError(f"{folder}: missing, and its previous bundle {previous.name} cannot be put back ({e.strerror})") from e
+    return folder
+
+def _load_model(path: Path, meta: dict) -> keras.Model:
+    "The bundle's sequence model, checked to take `max_seq_length` frames and give one output per class."
+    if not path.is_file(): raise BundleError(f"{path}: missing")
+    try: model = keras.models.load_model(path)
+    except Exception as e: raise BundleError(f"{path}: cannot be loaded ({type(e).__name__}: {e})") from e
+    try: steps, outputs = model.input_shape[0][1], model.output_shape[-1]
+    except (TypeError, IndexError) as e: raise BundleError(f"{path}: not a sequence model ([features, mask] -> probabilities)") from e
+    if outputs != len(meta["class_vocab"]): raise BundleError(f"{path.parent}: the model has {outputs} outputs but the vocabulary {len(meta['class_vocab'])} classes")
+    if steps != meta["max_seq_length"]: raise BundleError(f"{path.parent/'classifier.json'}: max_seq_length is {meta['max_seq_length']}, but model.keras takes {steps} frames")
+    return model
+
+# %% ../nbs/07_predict.ipynb #4e75377a
+def _read_array(name: str, obj):
+    "Read an HDF5 object's data if it is an array (for `visititems`, which stops at a return other than None)."
+    if isinstance(obj, h5py.Dataset): obj[()]
+
+def _check_weights(path: Path) -> str:
+    "The path of the bundle's backbone weights, once every array in them has been read."
+    if not path.is_file(): raise BundleError(f"{path}: missing")
+    try:
+        with h5py.File(path, "r") as h5: h5.visititems(_read_array)
+    except Exception as e: raise BundleError(f"{path}: cannot be read as backbone weights ({type(e).__name__}: {e})") from e
+    return str(path)
+
+def _frames_problem(frames, img_size: int) -> str | None:
+    "Why `frames` cannot be calibration frames for a CNN of side `img_size`, or None."
+    want = f"calibration frames must be uint8 (N, {img_size}, {img_size}, 3)"
+    if not isinstance(frames, np.ndarray): return f"{want}, not a {type(frames).__name__}"
+    if frames.dtype != np.uint8 or frames.shape[1:] != (img_size, img_size, 3) or not len(frames): return f"{want}, not {frames.dtype} {frames.shape}"
+
+def _load_calibration(path: Path, img_size: int) -> np.ndarray:
+    "The bundle's calibration frames, checked to be uint8 frames of the bundle's size."
+    try: frames = np.load(path)
+    except Exception as e: raise BundleError(f"{path}: cannot be loaded ({type(e).__name__}: {e})") from e
+    problem = _frames_problem(frames, img_size)
+    if problem: raise BundleError(f"{path}: {problem}")
+    return frames
 
 # %% ../nbs/07_predict.ipynb #c9770c23
 def load_classifier(
     folder: str | Path,  # A folder written by `save_classifier`
     **overrides,  # Feature-extractor settings to change, e.g. `runtime="openvino"`
 ) -> VideoClassifier:
-    "Load a classifier bundle, checking each part; `overrides` change its feature settings."
-    folder = Path(folder).absolute()
+    "Load a classifier bundle, checking each part against its manifest and its settings; `overrides` change its feature settings."
+    folder = _restored(Path(folder).absolute())
+    _verify_manifest(folder)
     meta = _read_meta(folder)
+    model = _load_model(folder/"model.keras", meta)
     extractor = {**meta["extractor"], **overrides}
-    if extractor.get("weights") == "backbone.weights.h5": extractor["weights"] = str(folder/"backbone.weights.h5")
+    if extractor.get("weights") == _WEIGHTS: extractor["weights"] = _check_weights(folder/_WEIGHTS)
     if extractor.get("weights") not in (None, "imagenet") and not Path(extractor["weights"]).is_file():
         raise BundleError(f"{folder}: backbone weights {extractor['weights']} are missing")
-    if not (folder/"model.keras").is_file(): raise BundleError(f"{folder}: model.keras is missing")
-    try: model = keras.models.load_model(folder/"model.keras")
-    except Exception as e: raise BundleError(f"{folder/'model.keras'}: cannot be loaded ({type(e).__name__}: {e})") from e
-    if model.output_shape[-1] != len(meta["class_vocab"]):
-        raise BundleError(f"{folder}: the model has {model.output_shape[-1]} outputs but the vocabulary {len(meta['class_vocab'])} classes")
     calib = folder/"calibration_frames.npy"
-    if extractor.get("precision") == "int8" and not calib.is_file(): raise BundleError(f"{folder}: int8 needs calibration frames, and the bundle has none")
-    return VideoClassifier(model, meta["class_vocab"], extractor, meta["sampling"], calibration_frames=np.load(calib) if calib.is_file() else None,
-                           dataset=meta.get("dataset"))
+    frames = _load_calibration(calib, meta["extractor"].get("img_size", 224)) if calib.is_file() else None
+    if extractor.get("precision") == "int8" and frames is None: raise BundleError(f"{folder}: int8 needs calibration frames, and the bundle has none")
+    return VideoClassifier(model, meta["class_vocab"], extractor, meta["sampling"], calibration_frames=frames, dataset=meta.get("dataset"))
 
 # %% ../nbs/07_predict.ipynb #a03c3125
 @patch

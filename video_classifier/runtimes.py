@@ -6,7 +6,7 @@ Docs: https://video-classifier.github.io/video_classifier/runtimes.html.md"""
 
 # %% ../nbs/04_runtimes.ipynb #61357112
 from __future__ import annotations
-import hashlib, importlib.util, json, os, tempfile, warnings
+import hashlib, importlib.metadata, importlib.util, json, os, tempfile, warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -73,30 +73,67 @@ def sample_calibration_frames(
 # %% ../nbs/04_runtimes.ipynb #82849602
 _INT8_DEFAULTS = dict(fast_bias_correction=False)  # NNCF settings for int8, overridden by `quantize_kw`
 
+# %% ../nbs/04_runtimes.ipynb #a4918ce8
+def _record(model: Path) -> Path: return model.with_name(f"{model.name}.sha256")
+
+def _digests(
+    files: Sequence[Path],  # The files of one converted model
+) -> dict:  # {file name: {"size": bytes, "sha256": hex digest}}
+    "Size and sha256 of each of `files`."
+    return {f.name: dict(size=f.stat().st_size, sha256=hashlib.sha256(f.read_bytes()).hexdigest()) for f in files}
+
+def _seal(
+    files: Sequence[Path],  # The files of a converted model, just written; the first is the one to load
+):
+    "Write the sizes and sha256 of `files` to the first one's `.sha256` record, under another name first."
+    record = _record(files[0]); partial = record.with_name(f".partial-{record.name}")
+    partial.write_text(json.dumps(_digests(files), indent=1))
+    os.replace(partial, record)
+
+# %% ../nbs/04_runtimes.ipynb #f3164417
+def _reuse(
+    files: Sequence[Path],  # The files of a saved converted model; the first is the one to load
+    load: Callable,  # Reads and compiles the model: `load()` -> what the caller runs
+):  # What `load` returns, or None when the model must be converted (again)
+    "Load a saved model whose files match their record; delete one that does not, or fails to load, with a warning."
+    saved = [*files, _record(files[0])]
+    if not any(f.exists() for f in saved): return None
+    try:
+        if json.loads(saved[-1].read_text()) != _digests(files): raise ValueError(f"its files differ from {saved[-1].name}")
+        return load()
+    except Exception as e:  # a missing or altered file, or whatever the runtime raises on a model it cannot read
+        warnings.warn(f"{files[0]}: damaged converted model ({type(e).__name__}: {e}); converting it again", stacklevel=3)
+        for f in saved: f.unlink(missing_ok=True)
+        return None
+
 # %% ../nbs/04_runtimes.ipynb #a4af0aa4
 def _openvino_model(
     extractor: keras.Model,  # The fp32 Keras extractor
     precision: str,  # "fp32", "bf16" or "int8"
     calib: np.ndarray | None,  # Calibration frames, for int8
-    saved: Path | None,  # Where the converted model is cached (.xml), or None
     quantize_kw: dict,  # Extra arguments for `nncf.quantize`
 ):
-    "The extractor converted to OpenVINO (quantized by NNCF for int8), loaded from `saved` when there."
+    "The extractor converted to OpenVINO, and quantized by NNCF for int8."
     import openvino as ov
-    if saved is not None and saved.exists(): return ov.Core().read_model(saved)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = ov.convert_model(extractor)
-    if precision == "int8":
-        import nncf
-        data = nncf.Dataset([f[None] for f in calib])
-        model = nncf.quantize(model, data, subset_size=len(calib), **quantize_kw)  # (see `_INT8_DEFAULTS`)
-    if saved is not None:  # written under another name, then renamed: a killed conversion leaves no model to trust
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        partial = saved.with_name(f".partial-{saved.name}")
-        ov.save_model(model, partial, compress_to_fp16=False)
-        os.replace(partial.with_suffix(".bin"), saved.with_suffix(".bin")); os.replace(partial, saved)
-    return model
+    if precision != "int8": return model
+    import nncf
+    data = nncf.Dataset([f[None] for f in calib])
+    return nncf.quantize(model, data, subset_size=len(calib), **quantize_kw)  # (see `_INT8_DEFAULTS`)
+
+def _save_openvino(
+    model,  # An OpenVINO model
+    saved: Path,  # The .xml to write (with its .bin)
+):
+    "Save `model` under other names, rename its files into place, then seal them."
+    import openvino as ov
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    partial = saved.with_name(f".partial-{saved.name}")  # a killed conversion leaves no model to trust
+    ov.save_model(model, partial, compress_to_fp16=False)
+    os.replace(partial.with_suffix(".bin"), saved.with_suffix(".bin")); os.replace(partial, saved)
+    _seal([saved, saved.with_suffix(".bin")])
 
 # %% ../nbs/04_runtimes.ipynb #8eb91d84
 def _openvino_runner(model, precision: str) -> Callable:
@@ -106,6 +143,22 @@ def _openvino_runner(model, precision: str) -> Callable:
     compiled = ov.Core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint})
     request = compiled.create_infer_request()
     return lambda x: request.infer({0: x})[0].copy()
+
+def _openvino_run(
+    extractor: keras.Model,  # The fp32 Keras extractor
+    precision: str,  # "fp32", "bf16" or "int8"
+    calib: np.ndarray | None,  # Calibration frames, for int8
+    saved: Path | None,  # Where the converted model is cached (.xml), or None
+    quantize_kw: dict,  # Extra arguments for `nncf.quantize`
+) -> Callable:
+    "The extractor compiled by OpenVINO: the intact model saved at `saved`, else converted (and saved there)."
+    import openvino as ov
+    load = lambda: _openvino_runner(ov.Core().read_model(saved), precision)
+    run = _reuse([saved, saved.with_suffix(".bin")], load) if saved is not None else None
+    if run is not None: return run
+    model = _openvino_model(extractor, precision, calib, quantize_kw)
+    if saved is not None: _save_openvino(model, saved)
+    return _openvino_runner(model, precision)
 
 # %% ../nbs/04_runtimes.ipynb #4f2d645f
 def _export_onnx(
@@ -120,17 +173,19 @@ def _export_onnx(
         warnings.simplefilter("ignore")
         extractor.export(str(partial), format="onnx", verbose=False)
     os.replace(partial, dest)
+    _seal([dest])
     return dest
 
 def _onnx_runner(
     extractor: keras.Model,  # The fp32 Keras extractor
     saved: Path | None,  # Where the exported model is cached (.onnx), or None
 ) -> Callable:
-    "An ONNX Runtime session of the extractor, exported once to `saved` (or to a folder removed right after)."
+    "An ONNX Runtime session of the extractor: of the intact model at `saved`, else exported there (or to a folder removed right after)."
     import onnxruntime as ort
-    with tempfile.TemporaryDirectory() as tmp:
-        path = saved if saved is not None and saved.exists() else _export_onnx(extractor, saved or Path(tmp)/"extractor.onnx")
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    open_session = lambda path: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = _reuse([saved], lambda: open_session(saved)) if saved is not None else None
+    if session is None:
+        with tempfile.TemporaryDirectory() as tmp: session = open_session(_export_onnx(extractor, saved or Path(tmp)/"extractor.onnx"))
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x})[0]
 
@@ -144,19 +199,20 @@ def accelerate(
     quantize_kw: dict | None = None,  # Extra arguments for the int8 quantizer (NNCF's `ignored_scope`, `preset`...)
 ):
     "The extractor run by `runtime` at `precision`: the Keras model itself for TF fp32, else a `FastExtractor`."
-    for module in dict(openvino=["openvino"] + ["nncf"]*(precision == "int8"), onnx=["onnxruntime", "tf2onnx"]).get(runtime, []):
+    modules = dict(openvino=["openvino"] + ["nncf"]*(precision == "int8"), onnx=["onnxruntime", "tf2onnx"]).get(runtime, [])
+    for module in modules:
         if importlib.util.find_spec(module) is None: raise ImportError(f"runtime={runtime!r} needs {module}: pip install 'video_classifier[{runtime}]'")
     precision = _effective_precision(runtime, precision)
     if runtime == "tf": return extractor
     if precision == "int8" and calibration_frames is None: raise ValueError("precision='int8' needs calibration_frames: a sample of training frames from `sample_calibration_frames(paths, img_size)`")
     calib = np.ascontiguousarray(calibration_frames, np.uint8) if precision == "int8" else None
     quantize_kw = {**_INT8_DEFAULTS, **(quantize_kw or {})} if precision == "int8" else {}
-    ident = [extractor_fingerprint(extractor), runtime, precision, hashlib.sha1(calib).hexdigest() if calib is not None else None, quantize_kw]
+    versions = {m: importlib.metadata.version(m) for m in modules}  # another converter version may convert to another model
+    ident = [extractor_fingerprint(extractor), runtime, precision, hashlib.sha1(calib).hexdigest() if calib is not None else None, quantize_kw, versions]
     fp = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
     folder = Path(cache_dir)/"models" if cache_dir is not None else None
     saved = lambda suffix: folder/f"{extractor.name}-{runtime}-{precision}-{fp}.{suffix}" if folder else None
-    run = (_openvino_runner(_openvino_model(extractor, precision, calib, saved("xml"), quantize_kw), precision)
-           if runtime == "openvino" else _onnx_runner(extractor, saved("onnx")))
+    run = _openvino_run(extractor, precision, calib, saved("xml"), quantize_kw) if runtime == "openvino" else _onnx_runner(extractor, saved("onnx"))
     return FastExtractor(run, tuple(extractor.input_shape), tuple(extractor.output_shape), fp, extractor.name, runtime, precision)
 
 # %% ../nbs/04_runtimes.ipynb #ea59f3ca
