@@ -208,7 +208,7 @@ def extract_features(
     settings = dict(extractor=extractor_fingerprint(feature_extractor), img_size=img_size, max_frames=max_seq_length, sampling=sampling)
     cache = FeatureCache(cache_dir) if cache_dir is not None else None
     keys = [video_key(p, **settings) if os.path.isfile(p) else None for p in paths]
-    dim = feature_extractor.output_shape[-1]
+    dim = getattr(feature_extractor, "output_shape", (None,))[-1]  # checks cached entries; any width without it
     out = [cache.get(k, dim, max_seq_length) if cache and k else None for k in keys]
     todo = [i for i, f in enumerate(out) if f is None]
     errors, bar = {}, tqdm(total=len(paths), initial=len(paths) - len(todo), unit="clip", desc="features", disable=not progress)

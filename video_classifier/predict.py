@@ -100,6 +100,7 @@ def _write_manifest(folder: Path) -> Path:
 def check_save_folder(folder: Path):
     "Fail, naming the fix, where a bundle cannot be saved: on a file, in a folder it cannot write, over a folder of other files."
     if folder.exists() and not folder.is_dir(): raise BundleError(f"{folder}: exists and is not a folder; save the classifier to a folder")
+    if Path.cwd().resolve().is_relative_to(folder): raise BundleError(f"{folder}: the current folder is in it, and a save replaces the whole folder; save to a subfolder")
     try: folder.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise BundleError(f"{folder.parent}: cannot make this folder to save in ({e.strerror}); save elsewhere") from e
     if not os.access(folder.parent, os.W_OK | os.X_OK): raise BundleError(f"{folder.parent}: not writable; save the classifier elsewhere")
@@ -121,10 +122,14 @@ def _fsync(path: Path):
 def _swap_in(new: Path, folder: Path):
     "Put the complete bundle `new` at `folder`, keeping the old one (as `.{name}.previous`) until it is there."
     previous = _aside(folder, "previous")
-    if folder.exists():
-        shutil.rmtree(previous, ignore_errors=True)  # left by a save that died while removing it: `folder` is whole
-        folder.rename(previous)
-    new.rename(folder)
+    try:
+        if folder.exists():
+            shutil.rmtree(previous, ignore_errors=True)  # left by a save that died while removing it: `folder` is whole
+            folder.rename(previous)
+        new.rename(folder)
+    except OSError as e:  # a mount point, another file system...: the new bundle is complete where it was written
+        raise BundleError(f"{folder}: cannot put the saved bundle in place ({e.strerror}); it is complete in {new}, "
+                          f"and {'the previous one is in ' + previous.name if previous.exists() else 'nothing was replaced'}") from e
     _fsync(folder.parent)
     shutil.rmtree(previous, ignore_errors=True)
 

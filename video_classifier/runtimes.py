@@ -6,7 +6,7 @@ Docs: https://video-classifier.github.io/video_classifier/runtimes.html.md"""
 
 # %% ../nbs/04_runtimes.ipynb #61357112
 from __future__ import annotations
-import hashlib, importlib.metadata, importlib.util, json, os, tempfile, warnings
+import hashlib, importlib, importlib.metadata, importlib.util, json, os, tempfile, warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -190,6 +190,13 @@ def _onnx_runner(
     return lambda x: session.run(None, {name: x})[0]
 
 # %% ../nbs/04_runtimes.ipynb #07fe6604
+def _version(
+    module: str,  # An importable module, such as "onnxruntime"
+) -> str:
+    "The installed version of `module`, whatever the name of the package that brought it (onnxruntime-gpu, openvino-nightly...)."
+    try: return importlib.metadata.version(module)
+    except importlib.metadata.PackageNotFoundError: return str(getattr(importlib.import_module(module), "__version__", "unknown"))
+
 def accelerate(
     extractor: keras.Model,  # From `build_feature_extractor` with the default TF runtime
     runtime: str = "openvino",  # A key of `RUNTIMES`
@@ -207,7 +214,7 @@ def accelerate(
     if precision == "int8" and calibration_frames is None: raise ValueError("precision='int8' needs calibration_frames: a sample of training frames from `sample_calibration_frames(paths, img_size)`")
     calib = np.ascontiguousarray(calibration_frames, np.uint8) if precision == "int8" else None
     quantize_kw = {**_INT8_DEFAULTS, **(quantize_kw or {})} if precision == "int8" else {}
-    versions = {m: importlib.metadata.version(m) for m in modules}  # another converter version may convert to another model
+    versions = {m: _version(m) for m in modules}  # another converter version may convert to another model
     ident = [extractor_fingerprint(extractor), runtime, precision, hashlib.sha1(calib).hexdigest() if calib is not None else None, quantize_kw, versions]
     fp = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
     folder = Path(cache_dir)/"models" if cache_dir is not None else None
