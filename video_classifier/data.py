@@ -6,7 +6,7 @@ Docs: https://video-classifier.github.io/video_classifier/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #9564462b
 from __future__ import annotations
-import lzma, os, re, shutil, tarfile, tempfile, urllib.parse, warnings, zlib
+import errno, lzma, os, re, shutil, tarfile, tempfile, urllib.parse, warnings, zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Sequence
 from pathlib import Path, PurePosixPath
@@ -176,6 +176,10 @@ def _unsafe(
 
 # %% ../nbs/00_data.ipynb #8d4a03fb
 _TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS}  # the disk's or the folder's fault, not the archive's
+
+class _ArchiveKept(DatasetError):
+    "A refusal that says nothing against the archive itself (too large for `max_bytes`, a disk that is full): it is kept."
 
 def _extract_tar(
     archive: Path,  # A tar archive, compressed or not, whatever its name says
@@ -190,8 +194,11 @@ def _extract_tar(
             for member in tar:
                 if why := _unsafe(member): raise DatasetError(f"{archive}: refusing member {member.name!r}: {why}")
                 total += member.size
-                if total > max_bytes: raise DatasetError(f"{archive}: refusing member {member.name!r}: the members add up to more than max_bytes={max_bytes:,} bytes")
-                tar.extract(member, folder)
+                if total > max_bytes: raise _ArchiveKept(f"{archive}: refusing member {member.name!r}: the members add up to more than max_bytes={max_bytes:,} bytes")
+                try: tar.extract(member, folder)
+                except OSError as e:
+                    if e.errno in _WRITE_ERRNOS: raise _ArchiveKept(f"{folder}: cannot write {member.name!r} ({e.strerror})") from e
+                    raise
             member = None  # past the last member: reading on to the end of the stream checks its CRC
             while tar.fileobj.read(1 << 20): pass
     except _TAR_ERRORS as e:
@@ -258,6 +265,7 @@ def download_ucf101_top5(
     if (dest/name).exists(): return _check_dataset(dest/name, f"{dest/name} is damaged (delete it to extract again)")
     archive = _fetch(url, dest/fname, file_hash)
     try: return _install(archive, dest/name, max_bytes)
+    except _ArchiveKept as e: raise DatasetError(f"{e} [kept {archive}; the next call extracts it again, without downloading]") from e
     except DatasetError as e:
         archive.unlink(missing_ok=True)
         raise DatasetError(f"{e} [deleted {archive}; the next call downloads it again]") from e

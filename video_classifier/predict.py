@@ -218,6 +218,7 @@ def _read_meta(folder: Path) -> dict:
     try: meta = json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise BundleError(f"{f}: damaged ({e})") from e
     if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT: raise BundleError(f"{f}: not a video_classifier bundle (format is {meta.get('format') if isinstance(meta, dict) else None!r})")
+    if not _is_int(meta.get("version", 0)): raise BundleError(f"{f}: damaged, version is {meta['version']!r}, not a whole number")
     if meta.get("version", 0) > BUNDLE_VERSION: raise BundleError(f"{f}: bundle version {meta['version']} is newer than this package reads ({BUNDLE_VERSION}); upgrade video_classifier")
     lacking = [k for k in ("class_vocab", "extractor", "max_seq_length", "sampling") if k not in meta]
     if lacking: raise BundleError(f"{f}: damaged, missing {lacking}")
