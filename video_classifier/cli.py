@@ -152,12 +152,6 @@ def download(
     print(download_ucf101_top5(dest))
 
 # %% ../nbs/09_cli.ipynb #a9482be6
-def _extractor(settings: dict, cache_dir: Path, calibration_paths):
-    "Build the feature extractor, calibrating int8 on frames of `calibration_paths`."
-    from video_classifier.runtimes import make_extractor, sample_calibration_frames
-    calib = sample_calibration_frames(list(calibration_paths), settings["img_size"]) if settings["precision"] == "int8" else None
-    return make_extractor(**settings, calibration_frames=calib, cache_dir=cache_dir)
-
 @delegates(_feature_options)
 def extract(
     data_dir: str,  # Dataset folder or CSV: a folder per class, UCF101, HMDB51, a CSV or the tutorial's layout
@@ -171,11 +165,12 @@ def extract(
     from video_classifier.data import class_names
     from video_classifier.datasets import describe_dataset, read_dataset
     from video_classifier.features import dataset_features
+    from video_classifier.pipeline import calibrated_extractor
     reading = _reading(**kwargs)
     df = read_dataset(data_dir, reading.pop("layout"), split=reading.pop("official_split"), **reading, check=False)
     print(describe_dataset(df))
     clips = df if split == "all" else df[df.split == split]
-    extractor = _extractor(settings, cache, df.path[df.split == "train"] if (df.split == "train").any() else df.path)
+    extractor, _ = calibrated_extractor(settings, df.path[df.split == "train"] if (df.split == "train").any() else df.path, cache, keep=0)
     start = time.perf_counter()
     (_, masks), _, kept = dataset_features(clips, extractor, class_names(df), seq_len, sampling, cache_dir=cache,
                                            on_error="skip" if skip_bad else "raise")

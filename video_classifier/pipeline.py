@@ -21,7 +21,7 @@ from .runtimes import PRECISIONS, RUNTIMES, make_extractor, sample_calibration_f
 from .train import run_experiment
 
 # %% auto #0
-__all__ = ['extractor_settings', 'TrainingResult', 'train_classifier']
+__all__ = ['extractor_settings', 'calibrated_extractor', 'TrainingResult', 'train_classifier']
 
 # %% ../nbs/08_pipeline.ipynb #621e0e03
 def _check_training_options(
@@ -58,6 +58,18 @@ def extractor_settings(
     weights = str(weights) if isinstance(weights, Path) else weights
     return dict(backbone=backbone, weights=weights, img_size=img_size, **(dict(alpha=alpha) if backbone == "mobilenet" else {}),
                 runtime=runtime, precision=precision)
+
+# %% ../nbs/08_pipeline.ipynb #d6762740
+def calibrated_extractor(
+    settings: dict,  # From `extractor_settings`
+    paths,  # Training videos to take calibration frames from
+    cache_dir: str | Path | None = None,  # Where converted runtime models are cached
+    keep: int = 64,  # Calibration frames to sample even when the extractor does not need them now (0: none)
+) -> tuple:  # (the extractor, the calibration frames or None)
+    "The extractor `settings` describe, with the training frames an int8 runtime calibrates on, sampled once."
+    count = keep or (64 if settings["precision"] == "int8" else 0)  # int8 always needs some
+    frames = sample_calibration_frames(list(paths), settings["img_size"], count=count) if count else None
+    return make_extractor(**settings, calibration_frames=frames, cache_dir=cache_dir), frames
 
 # %% ../nbs/08_pipeline.ipynb #78e42416
 class TrainingResult(NamedTuple):
@@ -115,8 +127,8 @@ def train_classifier(
     train_df, test_df = dataset_splits(df)
     _check_splits(train_df, test_df, df)
     vocab = class_names(train_df)
-    calibration = sample_calibration_frames(list(train_df.path), img_size, count=calibration_count) if calibration_count or precision == "int8" else None
-    extractor = make_extractor(**extractor_settings(backbone, weights, img_size, alpha, runtime, precision), calibration_frames=calibration, cache_dir=cache_dir)
+    extractor, calibration = calibrated_extractor(extractor_settings(backbone, weights, img_size, alpha, runtime, precision), train_df.path,
+                                                  cache_dir, keep=calibration_count)
     frames = dict(max_seq_length=max_seq_length, sampling=sampling, cache_dir=cache_dir, on_error=on_error, progress=progress)
     train_data, train_labels, train_df = dataset_features(train_df, extractor, vocab, **frames)
     test_data, test_labels, test_df = dataset_features(test_df, extractor, vocab, **frames)
