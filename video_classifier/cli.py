@@ -284,7 +284,7 @@ def timeline(
 ):
     "Name the action in each part of a long video: its segments, with start and end times."
     for name, value in dict(window=window, stride=stride).items():
-        if value is not None and not value > 0: raise CliError(f"--{name} {value}: must be a positive number of seconds")
+        if value is not None and not value > 0: raise CliError(f"--{name} {value:g}: must be a positive number of seconds")
     if out and Path(out).suffix.lower() not in (".csv", ".json"): raise CliError(f"--out {out}: use a .csv or .json file")
     if plot and Path(plot).suffix.lower() != ".png": raise CliError(f"--plot {plot}: use a .png file")
     clf = _load(model_dir, runtime, precision, fast, cache_dir, verbose)
