@@ -2,14 +2,15 @@
 
 A long synthetic 320x240, 25 fps video is written for each size (`--minutes`, default 10 and 40), streamed clip by
 clip so that writing it needs no memory. Each method runs in its own subprocess, for the tf fp32 path and the fast
-path (`FAST`, OpenVINO int8), with start-up (imports, building and converting the extractor, one warm-up batch)
-excluded from its time and from its memory growth (peak RSS after the method minus peak RSS before it):
+path (`FAST`, OpenVINO int8), with start-up (imports, building and converting the extractor, a warm-up batch, the
+sequence model's first calls) excluded from its time and from its memory growth (peak RSS after the method minus
+peak RSS before it):
 
 - decode: the video decoded once, front to back, only the frames on the timeline's grid retrieved and converted;
 - cnn: the extractor alone, on as many frames in memory, in batches of `--batch-size`;
 - timeline: `timeline(...)`, the whole thing (decode, CNN, sequence model, segments);
-- per-window (the shortest video only): the straightforward way, each window read with `load_video` (its own capture
-  and seeks) and all its frames through the CNN, however many windows share them.
+- per-window (the shortest video only): the straightforward way, each window read as `load_video` reads a clip (its
+  own capture, grabbing or seeking to its frames) and all its frames through the CNN, however many windows share them.
 
     python bench/timeline.py --out bench/results/timeline.md   # 10 and 40 minutes: long, run it on an idle machine
     python bench/timeline.py --minutes 1 4                     # a quick run
@@ -23,7 +24,7 @@ from report import SharedUse, run_line, table, write
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 PATHS = {"tf": {}, "fast": dict(runtime="openvino", precision="int8")}
 LABELS = {"decode": "decoding alone (grid frames retrieved)", "cnn": "the CNN alone, same frames", "timeline": "`timeline`",
-          "per-window": "per window: `load_video` + CNN on each window"}
+          "per-window": "per window: each window read on its own (as `load_video` does), its frames through the CNN"}
 
 
 def make_long_video(path: Path, minutes: float, fps: int = 25, size=(320, 240), n_clips: int = 24) -> Path:
@@ -53,6 +54,8 @@ def _classifier(a, path: str):
     ex = make_extractor(**settings, calibration_frames=calib, **(dict(cache_dir=str(Path(a.workdir)/"converted")) if a.path == "fast" else {}))
     ex.predict_on_batch(np.zeros((a.batch_size, a.img_size, a.img_size, 3), np.uint8))
     model = get_sequence_model(6, a.max_seq_length, ex.output_shape[-1])
+    for n in (1, 16):  # the sequence model's graphs for one window (`rank`) and for the timeline's batches of windows
+        model.predict_on_batch([np.zeros((n, a.max_seq_length, ex.output_shape[-1]), np.float32), np.ones((n, a.max_seq_length), bool)])
     return VideoClassifier(model, [f"c{i}" for i in range(6)], settings, feature_extractor=ex, clip_seconds=a.window)
 
 
@@ -60,7 +63,7 @@ def run_method(a) -> dict:
     "Run one method in this process on `a.video`; return its seconds, the frames it sampled and its RSS growth."
     import numpy as np
     from tqdm.auto import tqdm
-    from video_classifier.frames import load_video, video_info
+    from video_classifier.frames import _read_frames, video_info
     from video_classifier.timeline import _sampled_frames, timeline, window_plan
     info = video_info(a.video)
     clf = _classifier(a, a.video)
@@ -80,8 +83,6 @@ def run_method(a) -> dict:
     else:  # per-window: each window read on its own, all its frames through the CNN
         frames, T, span = 0, plan.size, (plan.size - 1) * plan.step + 1
         for first in range(0, info.frames - span + 1, plan.hop * plan.step):
-            # the window as a clip of its own: `load_video` reads frames first..first+span at the grid's step
-            from video_classifier.frames import _read_frames
             got, _ = _read_frames(a.video, first + plan.step * np.arange(T), (a.img_size, a.img_size))
             clf.rank(np.stack(got)); frames += len(got)
     seconds = time.perf_counter() - start
