@@ -97,8 +97,9 @@ def _classify(
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     "Yield (first sampled frame, frames held, probabilities) of each window, classified `batch` at a time."
     pending = []
-    def run():
-        feats, masks = pad_features([f[:held] for _, f, held in pending], pending[0][1].shape[0], pending[0][1].shape[1])
+    def run():  # a short last batch is padded with empty windows: one input shape, one traced graph
+        clips = [f[:n] for _, f, n in pending] + [pending[0][1][:0]] * (batch - len(pending))
+        feats, masks = pad_features(clips, pending[0][1].shape[0], pending[0][1].shape[1])
         probs = np.asarray(model.predict_on_batch([feats, masks]))
         out = [(s, held, p) for (s, _, held), p in zip(pending, probs)]; pending.clear()
         return out
