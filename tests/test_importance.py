@@ -1,4 +1,4 @@
-"""Longer checks of temporal occlusion (nbs/10_importance.ipynb): masking a step is removing it, at every step of
+"""Longer checks of temporal occlusion (nbs/11_importance.ipynb): masking a step is removing it, at every step of
 every recurrent kind; the importance of a trained classifier falls on the action whether the still frames come
 before it or after it; and each row names the right frame of the file."""
 import keras

@@ -16,6 +16,7 @@ import pandas as pd
 from .data import DatasetError, class_names
 from .datasets import dataset_splits, read_dataset, validate_dataset
 from .features import ExtractorError, dataset_features
+from .frames import typical_duration
 from .model import SEQUENCE_MODELS, Evaluation, evaluate_model
 from .predict import VideoClassifier, check_save_folder
 from .runtimes import PRECISIONS, RUNTIMES, make_extractor, sample_calibration_frames
@@ -138,6 +139,7 @@ def train_classifier(
                              batch_size=batch_size, seed=seed, progress=progress, checkpoint_dir=cache_dir and Path(cache_dir)/"training", **model_kwargs)
     ran = extractor_settings(backbone, weights, img_size, alpha, getattr(extractor, "runtime", "tf"), getattr(extractor, "precision", "fp32"))
     clf = VideoClassifier(fit.model, vocab, ran, sampling, feature_extractor=extractor, calibration_frames=calibration,
+                          clip_seconds=typical_duration(train_df.path),  # the span of a timeline's window
                           dataset=reading if isinstance(data, (str, Path)) else None)
     if model_dir is not None:
         clf.save(model_dir)  # before the test evaluation: nothing after training can lose the model
