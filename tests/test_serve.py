@@ -96,6 +96,7 @@ def test_answers_as_the_classifier_and_keeps_no_upload(server, client, classifie
         np.testing.assert_allclose([p for _, p in _ranked(labels)], [p for _, p in want], atol=1e-4)
         assert about.startswith(f"**{clip.name}**: {want[0][0]}"), about
         assert gif.startswith('<img src="data:image/gif;base64,R0lGOD'), gif[:80]  # "GIF8" in base64
+        assert importance.startswith('<img src="data:image/png;base64,iVBOR'), importance[:80]  # a PNG: the frame-importance plot
         assert timeline == "" and segments["data"] == [] and cleared is None  # a short clip has no timeline; the upload field is emptied
         assert _files(server.cache) == [], f"uploads left after answering: {_files(server.cache)}"
 
@@ -200,8 +201,9 @@ def test_page_classifies_an_upload_offline(page, server, classifier, bundle):
                            arg=clip.name, timeout=60_000)
     top = page.locator("#labels h2").first.inner_text().strip()  # the Label component's heading: its top label
     assert top == want, (top, want)
-    loaded = page.evaluate("() => { const i = document.querySelector('#gif img'); return i && i.complete && i.naturalWidth }")
-    assert loaded, "the labelled GIF did not render"
+    for panel in ("gif", "importance"):
+        loaded = page.evaluate("p => { const i = document.querySelector('#' + p + ' img'); return i && i.complete && i.naturalWidth }", panel)
+        assert loaded, f"the {panel} image did not render"
     page.wait_for_timeout(500)
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
