@@ -17,7 +17,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .features import _batched_features, pad_features
-from .frames import VideoError, _capture, _to_rgb_square, load_video, sample_indices, video_info
+from .frames import VideoError, _capture, _read_frames, _to_rgb_square, video_info
 from .predict import VideoClassifier, prepare_single_video
 
 # %% auto #0
@@ -97,8 +97,9 @@ def _classify(
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     "Yield (first sampled frame, frames held, probabilities) of each window, classified `batch` at a time."
     pending = []
-    def run():
-        feats, masks = pad_features([f[:held] for _, f, held in pending], pending[0][1].shape[0], pending[0][1].shape[1])
+    def run():  # a short last batch is padded with empty windows: one input shape, one traced graph
+        clips = [f[:n] for _, f, n in pending] + [pending[0][1][:0]] * (batch - len(pending))
+        feats, masks = pad_features(clips, pending[0][1].shape[0], pending[0][1].shape[1])
         probs = np.asarray(model.predict_on_batch([feats, masks]))
         out = [(s, held, p) for (s, _, held), p in zip(pending, probs)]; pending.clear()
         return out
@@ -239,9 +240,11 @@ def _thumbnails(
     count: int,  # How many
     fps: float,  # Its frame rate
 ) -> tuple[np.ndarray, np.ndarray]:  # frames (n, 96, 96, 3), their times (s)
-    "Frames spread evenly over the video, small, with their times."
-    frames = load_video(video, count, (96, 96), "uniform")
-    return frames, sample_indices(video_info(video).frames, count, "uniform")[:len(frames)] / fps
+    "Frames at the middles of `count` equal parts of the video, small, with their times."
+    n = video_info(video).frames
+    idx = np.unique(((np.arange(count) + 0.5) * n / count).astype(int))
+    frames, _ = _read_frames(video, idx, (96, 96))
+    return np.stack(frames), idx[:len(frames)] / fps
 
 def plot_timeline(
     result: Timeline,  # From `timeline`
@@ -258,18 +261,18 @@ def plot_timeline(
     for _, s in result.segments.iterrows():
         ax.axvspan(s.start, s.end, color=colours[s.label], alpha=0.18, lw=0)
         ax.text((s.start + s.end) / 2, 1.02, s.label, ha="center", va="bottom", fontsize=8, color=colours[s.label],
-                transform=ax.get_xaxis_transform(), clip_on=True)
+                transform=ax.get_xaxis_transform())
     for c in classes: ax.plot(centres, w[c], color=colours[c], lw=1.6, marker=".", ms=4, label=c)
     ax.set(xlim=(0, result.duration), ylim=(0, 1.0), xlabel="time (s)", ylabel="probability")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     title = f"{Path(result.video).name}: {len(result.segments)} segments, windows of {result.window:.1f} s every {result.stride:.1f} s"
     if video is not None:
         frames, times = _thumbnails(video, thumbnails, result.fps)
-        side = result.duration / (len(frames) + 1)
+        side = 0.95 * result.duration / thumbnails
         for frame, t in zip(frames, times):
-            inset = ax.inset_axes([min(max(t - side / 2, 0), result.duration - side), 1.1, side * 0.95, 0.3], transform=ax.get_xaxis_transform())
+            inset = ax.inset_axes([t - side / 2, 1.1, side, 0.3], transform=ax.get_xaxis_transform())
             inset.imshow(frame, aspect="auto"); inset.set_axis_off()
-        ax.set_title(title, fontsize=10, pad=95)
+        ax.set_title(title, fontsize=10, pad=70)
     else: ax.set_title(title, fontsize=10, pad=16)
     fig.tight_layout()
     return fig
