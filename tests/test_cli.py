@@ -13,7 +13,7 @@ def _run(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
 
 def test_help_lists_every_command():
     out = _run("--help").stdout
-    for cmd in ("synth", "download", "extract", "train", "evaluate", "predict", "demo"): assert f"  {cmd} " in out, out
+    for cmd in ("synth", "download", "extract", "train", "evaluate", "predict", "timeline", "explain", "serve", "demo"): assert f"  {cmd} " in out, out
 
 def test_help_never_imports_tensorflow():
     "`--help` answers without loading TensorFlow: the module imports nothing heavy, and no log line is printed."

@@ -220,18 +220,13 @@ def test_page_shows_what_went_wrong(page, server, tmp_path):
     assert _files(server.cache) == []
 
 
-# ---------------------------------------------------------------- the load test, on a server in its own process
-
-_SERVER = """
-import sys
-from video_classifier.serve import serve
-serve(sys.argv[1], max_upload_mb=5)
-"""
+# ---------------------------------------------------------------- the command, and the load test on it
 
 def _start(model_dir: Path) -> tuple[subprocess.Popen, str]:
-    "`serve` in its own process, blocking as the command runs it; its URL read from the line it prints."
-    proc = subprocess.Popen([sys.executable, "-c", _SERVER, str(model_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**{k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    "`video-classifier serve MODEL_DIR` in its own process, as a user runs it; its URL read from the line it prints."
+    command = [str(Path(sys.executable).parent/"video-classifier"), "serve", str(model_dir), "--max-upload-mb", "5"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"})
     url = re.search(r"at (http://127\.0\.0\.1:\d+/)", proc.stdout.readline())
     if not url: proc.wait(timeout=30); pytest.fail(f"the server did not start:\n{proc.stderr.read()[-3000:]}")
     return proc, url.group(1)
