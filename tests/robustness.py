@@ -353,6 +353,7 @@ class Trials:
     damaged_used: int = 0  # damaged results read back as good (must be 0)
     unequal: int = 0  # reruns whose results differ from an unbroken run's (must be 0)
     bundle_unloadable: int = 0  # moments the model folder did not load (must be 0)
+    leftovers: int = 0  # temporary files of killed writes still there after the rerun (harmless: never read)
     seconds: float = 0.0
     problems: list = field(default_factory=list)
 
@@ -387,6 +388,7 @@ def extraction_trials(
         if code != 0: t.problems.append(f"trial {k}: the rerun failed (exit {code}): {err.strip()[-300:]}"); continue
         t.reruns_completed += 1
         after, arrays = _entries(cache), _arrays(cache)
+        t.leftovers += len(list(cache.rglob("*.tmp")))
         t.recomputed += sum(after.get(name) != st for name, st in before.items() if st is not None)
         if damaged and after.get(damaged) is None: t.problems.append(f"trial {k}: the damaged entry {damaged} was removed, not computed again")
         if damaged and damaged in arrays and not np.array_equal(arrays[damaged], reference.get(damaged)): t.damaged_used += 1
@@ -537,7 +539,7 @@ def run(args) -> str:
         batch = check_api_batch(api_batch(model_dir, [c.path for c in cases], work/"cache"), [c.path for c in cases], expected)
         print(f"  API, all files in one predict(on_error='skip'): {batch['status']}", flush=True)
         per_class = 1 if quick else 2  # one-file CLI calls per class (each imports TensorFlow), the fuzz's more
-        picked = [c for cls in dict.fromkeys(c.cls for c in cases) for c in [c for c in cases if c.cls == cls][:per_class * (1 + 3*(cls == "fuzz"))]]
+        picked = [c for cls in dict.fromkeys(c.cls for c in cases) for c in [c for c in cases if c.cls == cls][:per_class * (1 + (cls == "fuzz"))]]
         cli = {c.path: cli_one(model_dir, c.path, work/"cache") for c in picked}
         print(f"  CLI: {len(cli)} one-file calls", flush=True)
         paths = [c.path for c in cases]
@@ -569,7 +571,7 @@ def run(args) -> str:
              f"{platform.machine()} ({os.cpu_count()} cores), {'real clips from ../shared' if REAL_CLIPS else 'synthetic clips (../shared absent)'}, "
              f"seed {args.seed}, {time.perf_counter() - start:.0f} s. Written by `python tests/robustness.py{' --full' if args.full else ''}`.",
              "", "**Input classes** (API: `load_video` a file at a time in a worker process; CLI: `video-classifier predict MODEL_DIR FILE`, "
-             f"one file a call, the first {per_class} of each class and {4*per_class} of the fuzz):",
+             f"one file a call, the first {per_class} of each class and {2*per_class} of the fuzz):",
              "", _table_md(api_table, cli_table), "",
              f"All {len(cases)} files at once through `VideoClassifier.predict(..., on_error=\"skip\")`: **{batch['status']}** (each decoded file ranked, "
              f"each refused one named in the warning), and through `video-classifier predict MODEL_DIR FILES...` in {len(batches)} call(s) of up to {size} files"
@@ -579,6 +581,8 @@ def run(args) -> str:
              f"Slowest file: {slowest[1].seconds:.1f} s ({next(c for c in cases if c.path == slowest[0]).cls}).",
              "", "**The fuzz, by mutation** (seeded; each kind over the .avi and the .mp4 clips):", "", _fuzz_md(cases, api)]
     if trials or saving: lines += ["", "**Kill -9 trials**:", "", _trials_md(trials, saving)]
+    if any(t.leftovers for t in trials): lines += ["", "Temporary files of writes cut short, still in the cache folder after the reruns (never read, never "
+                                                   "removed): " + ", ".join(f"{t.kind} {t.leftovers}" for t in trials) + "."]
     if args.kill_trials and not resumable_training(): lines += ["", "Kill -9 during training: not run, as this version of the library does not resume an interrupted training."]
     lines += ["", "**A decoder crash** (a reader that kills its own process on one of four clips, given to `extract_features`): "
               + ("not run: this version of `extract_features` takes no reader, and reads in threads, so a crash ends the whole run" if crash is None else
@@ -592,7 +596,7 @@ def run(args) -> str:
                                             for c in picked if cli[c.path].status in BAD]
     noisy = [c for c in picked if cli[c.path].noise]
     if noisy: lines += ["", f"{len(noisy)} of {len(picked)} one-file CLI calls printed the decoder's own messages on stderr besides the "
-                        f"command's (e.g. for {noisy[0].note or noisy[0].path.name}: {cli[noisy[0].path].noise.splitlines()[0][:100]!r})."]
+                        f"command's (e.g. for {noisy[0].note or noisy[0].path.name}: {cli[noisy[0].path].noise.splitlines()[0][:100].encode('ascii', 'backslashreplace').decode()!r})."]
     lines += ["", "**Findings**:" if found else "**Findings**: none.", *found]
     return ("\n".join(lines) + "\n").replace(str(work), "WORK")
 
