@@ -6,9 +6,11 @@ Docs: https://video-classifier.github.io/video_classifier/features.html.md"""
 
 # %% ../nbs/03_features.ipynb #defd74ff
 from __future__ import annotations
-import hashlib, json, os, shutil, tempfile, warnings, zipfile
+import hashlib, json, os, pickle, shutil, signal, subprocess, sys, tempfile, warnings, zipfile
 from collections import deque
+from queue import SimpleQueue
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -174,22 +176,66 @@ def _batched_features(
     run(final=True); yield from ready()
 
 # %% ../nbs/03_features.ipynb #ea2b9f87
+_WORKER = """
+import pickle, sys
+requests, answers = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    try: read, path = pickle.load(requests)
+    except EOFError: break
+    try: result = read(path)
+    except Exception as e: result = e
+    pickle.dump(result, answers, protocol=pickle.HIGHEST_PROTOCOL); answers.flush()
+"""  # the loop of a reader process: (reader, path) in, frames or the exception out
+
+def _death(code: int) -> str:
+    "How a process ended, from its return code."
+    if code < 0:
+        try: return f"killed by {signal.Signals(-code).name}"
+        except ValueError: return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+class _ReaderProcess:
+    "A worker process that reads one video at a time: a decoder crash takes down the worker, not the caller."
+    def __init__(self): self.proc = None
+    def _start(self):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # the caller's modules, readers included
+        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    def read(self, read: Callable[[str], np.ndarray], path: str) -> np.ndarray | Exception:
+        "The frames `read(path)` returns in the worker, the exception it raised, or a `VideoError` if the worker dies."
+        if self.proc is None or self.proc.poll() is not None: self._start()
+        request = pickle.dumps((read, path))  # an unpicklable reader fails here, in the caller
+        try:
+            self.proc.stdin.write(request); self.proc.stdin.flush()
+            return pickle.load(self.proc.stdout)
+        except (EOFError, BrokenPipeError, pickle.UnpicklingError):
+            how = _death(self.proc.wait()); self.proc = None  # the next file gets a fresh worker
+            return VideoError(f"{path}: the decoder crashed while reading it (its worker process was {how}); the file is left out")
+    def close(self):
+        if self.proc is not None: self.proc.kill(); self.proc.wait(); self.proc.stdin.close(); self.proc.stdout.close()
+
 def _read_ahead(
     paths: Sequence,  # Video files
-    read: Callable[[str], np.ndarray],  # Reads one file's frames
-    workers: int = 2,  # Reader threads
+    read: Callable[[str], np.ndarray],  # Reads one file's frames; picklable (e.g. a `functools.partial` of `load_video`)
+    workers: int = 2,  # Reader processes
     ahead: int = 4,  # Clips read ahead of the consumer, at most
 ) -> Iterator[tuple[int, np.ndarray | Exception]]:
-    "Read `paths` in background threads; yield (index, frames or the exception raised) in order."
-    def safe(p):
-        try: return read(p)
-        except Exception as e: return e
-    with ThreadPoolExecutor(workers) as pool:
-        queue = deque()
-        for i, p in enumerate(paths):
-            queue.append((i, pool.submit(safe, p)))
-            if len(queue) > ahead: j, fut = queue.popleft(); yield j, fut.result()
-        while queue: j, fut = queue.popleft(); yield j, fut.result()
+    "Read `paths` in worker processes; yield (index, frames or the exception raised) in order. A crash fails only its own file."
+    readers = [_ReaderProcess() for _ in range(workers)]
+    free = SimpleQueue()
+    for r in readers: free.put(r)
+    def job(path):
+        reader = free.get()
+        try: return reader.read(read, str(path))
+        finally: free.put(reader)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            queue = deque()
+            for i, path in enumerate(paths):
+                queue.append((i, pool.submit(job, path)))
+                if len(queue) > ahead: j, fut = queue.popleft(); yield j, fut.result()
+            while queue: j, fut = queue.popleft(); yield j, fut.result()
+    finally:
+        for r in readers: r.close()
 
 # %% ../nbs/03_features.ipynb #50975df5
 def extract_features(
@@ -212,9 +258,9 @@ def extract_features(
     out = [cache.get(k, dim, max_seq_length) if cache and k else None for k in keys]
     todo = [i for i, f in enumerate(out) if f is None]
     errors, bar = {}, tqdm(total=len(paths), initial=len(paths) - len(todo), unit="clip", desc="features", disable=not progress)
-    read = lambda i: load_video(paths[i], max_frames=max_seq_length, resize=(img_size, img_size), sampling=sampling)
+    read = partial(load_video, max_frames=max_seq_length, resize=(img_size, img_size), sampling=sampling)
     def clips():
-        for j, frames in _read_ahead(todo, read):
+        for j, frames in _read_ahead([paths[i] for i in todo], read):
             if isinstance(frames, Exception): errors[todo[j]] = frames; bar.update()
             else: yield todo[j], frames
     for i, feats in _batched_features(clips(), feature_extractor, batch_size):

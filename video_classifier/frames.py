@@ -15,7 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 # %% auto #0
-__all__ = ['VideoError', 'VideoInfo', 'video_info', 'sample_indices', 'crop_center_square', 'load_video', 'show_frames']
+__all__ = ['VideoError', 'VideoInfo', 'video_info', 'typical_duration', 'sample_indices', 'crop_center_square', 'load_video',
+           'show_frames']
 
 # %% ../nbs/02_frames.ipynb #a8bd5afa
 class VideoError(ValueError):
@@ -62,6 +63,21 @@ def video_info(
         w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         if not cap.grab(): raise VideoError(f"{path}: no decodable frame")
     return VideoInfo(n if n > 0 else _count_frames(path), fps, w, h)
+
+# %% ../nbs/02_frames.ipynb #8b25c29d
+def typical_duration(
+    paths,  # Video files (a list, or a DataFrame column such as `train_df.path`)
+    limit: int = 200,  # Read at most this many clips, spread evenly over the list
+) -> float | None:  # Median duration in seconds; None when no clip has a known duration
+    "The median duration in seconds of the clips in `paths`, from their frame counts and rates."
+    paths = [str(p) for p in paths]
+    picked = [paths[i] for i in np.unique(np.linspace(0, len(paths) - 1, min(limit, len(paths))).round().astype(int))] if paths else []
+    durations = []
+    for path in picked:
+        try: info = video_info(path)
+        except VideoError: continue
+        if info.fps > 0: durations.append(info.frames / info.fps)
+    return float(np.median(durations)) if durations else None
 
 # %% ../nbs/02_frames.ipynb #bb3453ba
 def _check_options(max_frames: int, sampling: str, resize: tuple[int, int] | None = None):

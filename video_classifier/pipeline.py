@@ -6,6 +6,7 @@ Docs: https://video-classifier.github.io/video_classifier/pipeline.html.md"""
 
 # %% ../nbs/08_pipeline.ipynb #6cdb3f3f
 from __future__ import annotations
+import shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,10 +16,10 @@ import pandas as pd
 from .data import DatasetError, class_names
 from .datasets import dataset_splits, read_dataset, validate_dataset
 from .features import ExtractorError, dataset_features
-from .model import SEQUENCE_MODELS, Evaluation
+from .model import SEQUENCE_MODELS, Evaluation, evaluate_model
 from .predict import VideoClassifier, check_save_folder
 from .runtimes import PRECISIONS, RUNTIMES, make_extractor, sample_calibration_frames
-from .train import run_experiment
+from .train import fit_sequence_model
 
 # %% auto #0
 __all__ = ['extractor_settings', 'calibrated_extractor', 'TrainingResult', 'train_classifier']
@@ -114,7 +115,7 @@ def train_classifier(
     val_fraction: float = 0.3,  # Share of each class's training clips held out, in whole groups, for validation
     seed: int = 0,  # Fixes the splits, the initial weights and the batch order
     calibration_count: int = 64,  # Training frames kept in the classifier, for int8 runtimes later (0: none)
-    cache_dir: str | Path | None = None,  # Feature cache folder (and converted runtime models); None: nothing kept
+    cache_dir: str | Path | None = None,  # Keeps features, converted runtime models and the training state, for reruns; None: nothing kept
     on_error: str = "raise",  # Unreadable clips: "raise" one error naming them all, or "skip" them with a warning
     progress: bool = True,  # Show progress bars for the features and the epochs
     **model_kwargs,  # Passed on to `get_sequence_model` (units, dropout, dense_units, learning_rate)
@@ -133,11 +134,13 @@ def train_classifier(
     train_data, train_labels, train_df = dataset_features(train_df, extractor, vocab, **frames)
     test_data, test_labels, test_df = dataset_features(test_df, extractor, vocab, **frames)
     _check_splits(train_df, test_df, df)  # again: unreadable clips may have been skipped
-    exp = run_experiment(train_data, train_labels, test_data, test_labels, vocab, groups=list(train_df.group), val_fraction=val_fraction,
-                         kind=kind, epochs=epochs, batch_size=batch_size, seed=seed, progress=progress, **model_kwargs)
+    fit = fit_sequence_model(train_data, train_labels, len(vocab), groups=list(train_df.group), val_fraction=val_fraction, kind=kind, epochs=epochs,
+                             batch_size=batch_size, seed=seed, progress=progress, checkpoint_dir=cache_dir and Path(cache_dir)/"training", **model_kwargs)
     ran = extractor_settings(backbone, weights, img_size, alpha, getattr(extractor, "runtime", "tf"), getattr(extractor, "precision", "fp32"))
-    clf = VideoClassifier(exp.model, vocab, ran, sampling, feature_extractor=extractor, calibration_frames=calibration,
+    clf = VideoClassifier(fit.model, vocab, ran, sampling, feature_extractor=extractor, calibration_frames=calibration,
                           dataset=reading if isinstance(data, (str, Path)) else None)
-    if model_dir is not None: clf.save(model_dir)
+    if model_dir is not None:
+        clf.save(model_dir)  # before the test evaluation: nothing after training can lose the model
+        if fit.checkpoint: shutil.rmtree(fit.checkpoint, ignore_errors=True)  # the saved classifier replaces the run's state
     used = pd.concat([train_df, test_df], ignore_index=True); used.attrs = dict(df.attrs)
-    return TrainingResult(clf, exp.history, exp.evaluation, exp.best_epoch, used)
+    return TrainingResult(clf, fit.history, evaluate_model(fit.model, test_data, test_labels, vocab), fit.best_epoch, used)

@@ -53,9 +53,10 @@ class VideoClassifier:
                  sampling: str = "uniform",  # How frames were picked: "uniform" or "first"
                  feature_extractor=None,  # Built from `extractor` when first needed, if not given
                  calibration_frames: np.ndarray | None = None,  # A sample of training frames, for int8 extractors
-                 dataset: dict | None = None):  # How the training dataset was read (`read_dataset`'s seed, test_fraction...)
+                 dataset: dict | None = None,  # How the training dataset was read (`read_dataset`'s seed, test_fraction...)
+                 clip_seconds: float | None = None):  # Typical (median) duration of the training clips, None when unknown
         self.model, self.class_vocab, self.extractor, self.sampling = model, list(class_vocab), dict(extractor), sampling
-        self.calibration_frames, self.dataset = calibration_frames, dict(dataset or {})
+        self.calibration_frames, self.dataset, self.clip_seconds = calibration_frames, dict(dataset or {}), clip_seconds
         if feature_extractor is not None: self.__dict__["feature_extractor"] = feature_extractor
 
     @property
@@ -145,7 +146,8 @@ def _bundle_meta(clf: VideoClassifier) -> dict:
     extractor = {k: v for k, v in clf.extractor.items() if k not in _NOT_SAVED}
     extractor["weights"] = "imagenet" if extractor.get("weights") == "imagenet" else _WEIGHTS
     return dict(format=BUNDLE_FORMAT, version=BUNDLE_VERSION, class_vocab=clf.class_vocab, extractor=extractor,
-                max_seq_length=clf.max_seq_length, sampling=clf.sampling, dataset=clf.dataset)
+                max_seq_length=clf.max_seq_length, sampling=clf.sampling, dataset=clf.dataset,
+                clip_seconds=clf.clip_seconds)
 
 def _write_bundle(clf: VideoClassifier, meta: dict, folder: Path):
     "Write `clf`'s bundle files and manifest into the empty `folder`, and flush them to the disk."
@@ -194,6 +196,11 @@ _EXTRACTOR_RULES = {  # the feature settings, where given (else `make_extractor`
     "precision": (lambda v: v in PRECISIONS, f"one of {list(PRECISIONS)}"),
 }
 
+_OPTIONAL_RULES = {  # values that bundles saved before them lack (they load as None)
+    "clip_seconds": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")),
+                     "null or a positive number of seconds"),
+}
+
 def _weights_problem(weights) -> str | None:
     "Why a bundle's `extractor.weights` may not be read, or None: it names ImageNet's, none, or the bundle's own file."
     if weights in ("imagenet", None, _WEIGHTS): return None
@@ -207,6 +214,8 @@ def _meta_problem(meta: dict) -> str | None:
         if not test(meta[key]): return f"{key} must be {what}, not {meta[key]!r:.80}"
     for key, (test, what) in _EXTRACTOR_RULES.items():
         if key in meta["extractor"] and not test(meta["extractor"][key]): return f"extractor.{key} must be {what}, not {meta['extractor'][key]!r:.80}"
+    for key, (test, what) in _OPTIONAL_RULES.items():
+        if not test(meta.get(key)): return f"{key} must be {what}, not {meta[key]!r:.80}"
     return _weights_problem(meta["extractor"].get("weights"))
 
 # %% ../nbs/07_predict.ipynb #4bd97019
@@ -318,7 +327,8 @@ def load_classifier(
     calib = folder/"calibration_frames.npy"
     frames = _load_calibration(calib, meta["extractor"].get("img_size", 224)) if calib.is_file() else None
     if extractor.get("precision") == "int8" and frames is None: raise BundleError(f"{folder}: int8 needs calibration frames, and the bundle has none")
-    return VideoClassifier(model, meta["class_vocab"], extractor, meta["sampling"], calibration_frames=frames, dataset=meta.get("dataset"))
+    return VideoClassifier(model, meta["class_vocab"], extractor, meta["sampling"], calibration_frames=frames, dataset=meta.get("dataset"),
+                           clip_seconds=meta.get("clip_seconds"))
 
 # %% ../nbs/07_predict.ipynb #a03c3125
 @patch

@@ -6,31 +6,158 @@ Docs: https://video-classifier.github.io/video_classifier/train.html.md"""
 
 # %% ../nbs/06_train.ipynb #da2a6a59
 from __future__ import annotations
-import tempfile, warnings
+import hashlib, json, os, tempfile, warnings, zipfile
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from fastcore.meta import delegates
 from tqdm.auto import tqdm
 
 from .datasets import stratified_group_split
 from .model import Evaluation, adapt_standardize, evaluate_model, get_sequence_model
 
 # %% auto #0
-__all__ = ['EpochProgress', 'Experiment', 'run_experiment', 'plot_history', 'shuffle_frames', 'pair_accuracy']
+__all__ = ['epoch_batches', 'TrainingState', 'save_training_state', 'load_training_state', 'FitResult', 'fit_sequence_model',
+           'Experiment', 'run_experiment', 'plot_history', 'shuffle_frames', 'pair_accuracy']
 
-# %% ../nbs/06_train.ipynb #8f84234b
-class EpochProgress(keras.callbacks.Callback):
-    "One progress bar over all epochs, showing the latest metrics."
-    def __init__(self, epochs: int, disable: bool = False): super().__init__(); self.epochs, self.disable = epochs, disable
-    def on_train_begin(self, logs=None): self.bar = tqdm(total=self.epochs, unit="epoch", desc="training", disable=self.disable)
+# %% ../nbs/06_train.ipynb #a1ae6d0c
+def _training_variables(model: keras.Model) -> list:
+    "Everything training changes: the model's variables (the dropout generator's state among them) and the optimizer's."
+    return [*model.variables, *model.optimizer.variables]
+
+def epoch_batches(
+    inputs: Sequence[np.ndarray],  # Arrays of N rows each (features, masks)
+    labels: np.ndarray,  # (N,) class ids
+    batch_size: int,  # Rows per batch
+    seed: int,  # The run's seed
+    first_epoch: int,  # The first epoch (from 0) to yield
+    epochs: int,  # Yield batches up to this epoch, excluded
+) -> Iterator[tuple[tuple, np.ndarray]]:
+    "The batches of each epoch in turn, each epoch shuffled by a generator seeded with the run's seed and the epoch's number."
+    for epoch in range(first_epoch, epochs):
+        order = np.random.default_rng([seed, epoch]).permutation(len(labels))
+        for start in range(0, len(order), batch_size):
+            take = order[start:start + batch_size]
+            yield tuple(x[take] for x in inputs), labels[take]
+
+def _run_folder(
+    checkpoint_dir: str | Path,  # Where training states are kept
+    arrays: Sequence[np.ndarray],  # The training data, labels and validation split
+    settings: dict,  # Every setting that changes the result
+) -> Path:
+    "The folder of one run's state: a hash of its data and settings, so different runs never share a state."
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for a in arrays: digest.update(np.ascontiguousarray(a).tobytes())
+    return Path(checkpoint_dir)/digest.hexdigest()[:16]
+
+# %% ../nbs/06_train.ipynb #a839ae0c
+class TrainingState(NamedTuple):
+    "A run's progress, as `save_training_state` keeps it."
+    epoch: int  # Epochs finished
+    logs: list[dict]  # Metrics of each finished epoch
+    best_epoch: int  # The epoch (from 1) whose weights are in `best`
+    best: list[np.ndarray]  # The model's variables after its best epoch
+
+def save_training_state(
+    folder: Path,  # The run's folder (created if missing)
+    model: keras.Model,  # The model being trained
+    state: TrainingState,  # Its progress
+):
+    "Write the model's and optimizer's variables and the run's progress to `folder/state.npz`, replacing the last state atomically."
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {f"v{i}": v.numpy() for i, v in enumerate(_training_variables(model))} | {f"b{i}": b for i, b in enumerate(state.best)}
+    meta = json.dumps(dict(epoch=state.epoch, logs=state.logs, best_epoch=state.best_epoch))
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as out: np.savez(out, meta=np.array(meta), **arrays); out.flush(); os.fsync(out.fileno())
+        os.replace(tmp, folder/"state.npz")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
+
+def load_training_state(
+    folder: Path,  # The run's folder
+    model: keras.Model,  # A freshly built model of the run, its optimizer built: receives the saved variables
+) -> TrainingState | None:  # None when there is no state, or a damaged one (with a warning)
+    "Restore a run's state from `folder` into `model`, checking every array before any is used."
+    f, variables = folder/"state.npz", _training_variables(model)
+    if not f.exists(): return None
+    try:
+        with np.load(f) as z:
+            meta = json.loads(str(z["meta"]))
+            saved, best = [z[f"v{i}"] for i in range(len(variables))], [z[f"b{i}"] for i in range(len(model.variables))]
+        if any(a.shape != tuple(v.shape) for a, v in zip([*saved, *best], [*variables, *model.variables])): raise ValueError("arrays of other shapes")
+        state = TrainingState(int(meta["epoch"]), list(meta["logs"]), int(meta["best_epoch"]), best)
+        if len(state.logs) != state.epoch or not 0 < state.best_epoch <= state.epoch: raise ValueError("inconsistent progress")
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
+        warnings.warn(f"{f}: damaged training state ({e}); training starts over"); return None
+    for v, a in zip(variables, saved): v.assign(a)
+    return state
+
+# %% ../nbs/06_train.ipynb #229c6921
+class FitResult(NamedTuple):
+    "What `fit_sequence_model` returns."
+    history: keras.callbacks.History  # Per-epoch losses and accuracies, training and validation
+    model: keras.Model  # The sequence model with its best weights restored
+    best_epoch: int  # The epoch (from 1) whose weights were kept
+    checkpoint: Path | None  # The run's state folder (None without `checkpoint_dir`): remove it once the model is saved
+
+def _history(logs: list[dict]) -> keras.callbacks.History:
+    "A Keras `History` holding the metrics of each epoch."
+    history = keras.callbacks.History()
+    history.history, history.epoch = {k: [log[k] for log in logs] for k in (logs[0] if logs else {})}, list(range(len(logs)))
+    return history
+
+class _KeepProgress(keras.callbacks.Callback):
+    "After each epoch: note its metrics, keep the best weights by validation loss, save the run's state, move the bar."
+    def __init__(self, state: TrainingState, folder: Path | None, bar: tqdm):
+        super().__init__(); self.state, self.folder, self.bar = state, folder, bar
     def on_epoch_end(self, epoch, logs=None):
-        self.bar.set_postfix({k: f"{v:.3f}" for k, v in (logs or {}).items() if "acc" in k or "loss" in k}, refresh=False)
-        self.bar.update()
-    def on_train_end(self, logs=None): self.bar.close()
+        logs, (_, past, best_epoch, best) = {k: float(v) for k, v in (logs or {}).items()}, self.state
+        if "val_loss" not in logs or not best_epoch or logs["val_loss"] < past[best_epoch - 1]["val_loss"]:
+            best_epoch, best = epoch + 1, [v.numpy() for v in self.model.variables]
+        self.state = TrainingState(epoch + 1, [*past, logs], best_epoch, best)
+        if self.folder: save_training_state(self.folder, self.model, self.state)
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()}, refresh=False); self.bar.update()
+
+# %% ../nbs/06_train.ipynb #d81edddd
+def fit_sequence_model(
+    train_data: tuple[np.ndarray, np.ndarray],  # (features (N, T, D), masks (N, T)) of the training split
+    train_labels: np.ndarray,  # (N,) class ids
+    num_classes: int,  # Size of the softmax
+    groups: Sequence | None = None,  # Group of each training clip, kept on one side of the validation split
+    val_fraction: float = 0.3,  # Share of each class held out for validation
+    kind: str = "gru",  # Recurrent layer: "gru", "lstm", "rnn" or "bigru"
+    epochs: int = 10,  # Passes over the training clips
+    batch_size: int = 64,  # Clips per gradient step
+    seed: int = 0,  # Fixes the split, the initial weights, the batch order and the dropout masks
+    progress: bool = True,  # Show a progress bar over the epochs
+    checkpoint_dir: str | Path | None = None,  # Keep the run's state here after every epoch, and resume from it; None: keep nothing
+    callbacks: Sequence[keras.callbacks.Callback] = (),  # More Keras callbacks (TensorBoard...), called after the state is saved
+    **model_kwargs,  # Passed on to `get_sequence_model` (units, dropout, learning_rate...)
+) -> FitResult:
+    "Train a sequence model epoch by epoch, resumable after a kill, and restore the weights of its best epoch by validation loss."
+    keras.utils.set_random_seed(seed)
+    (features, masks), labels = train_data, np.asarray(train_labels)
+    val = stratified_group_split(labels, groups, val_fraction, seed)
+    model = get_sequence_model(num_classes, features.shape[1], features.shape[2], kind=kind, **model_kwargs)
+    adapt_standardize(model.get_layer("standardize"), features[~val], masks[~val])
+    model.optimizer.build(model.trainable_variables)
+    if not val.any(): warnings.warn("no clip could be held out for validation (each class has a single group): keeping the last epoch's weights")
+    settings = dict(num_classes=num_classes, kind=kind, epochs=epochs, batch_size=batch_size, seed=seed, model=model_kwargs)
+    run = None if checkpoint_dir is None else _run_folder(checkpoint_dir, (features, masks, labels, val), settings)
+    state = (run and load_training_state(run, model)) or TrainingState(0, [], 0, [])
+    validation = ([features[val], masks[val]], labels[val]) if val.any() else None
+    batches = epoch_batches([features[~val], masks[~val]], labels[~val], batch_size, seed, state.epoch, epochs)
+    with tqdm(total=epochs, initial=state.epoch, unit="epoch", desc="training", disable=not progress) as bar:
+        keep = _KeepProgress(state, run, bar)
+        if state.epoch < epochs: model.fit(batches, steps_per_epoch=-(-int((~val).sum()) // batch_size), validation_data=validation, shuffle=False,
+                                           initial_epoch=state.epoch, epochs=epochs, verbose=0, callbacks=[keep, *callbacks])
+    for v, b in zip(model.variables, keep.state.best): v.assign(b)
+    return FitResult(_history(keep.state.logs), model, keep.state.best_epoch, run)
 
 # %% ../nbs/06_train.ipynb #43ec105e
 class Experiment(NamedTuple):
@@ -41,40 +168,18 @@ class Experiment(NamedTuple):
     best_epoch: int  # The epoch (from 1) whose weights were kept
 
 # %% ../nbs/06_train.ipynb #1a1d0a80
+@delegates(fit_sequence_model, but=["train_data", "train_labels", "num_classes"])
 def run_experiment(
     train_data: tuple[np.ndarray, np.ndarray],  # (features (N, T, D), masks (N, T)) of the training split
     train_labels: np.ndarray,  # (N,) class ids
     test_data: tuple[np.ndarray, np.ndarray],  # The test split's features and masks
     test_labels: np.ndarray,  # Its class ids
     class_vocab: Sequence[str],  # Class names: id i is class_vocab[i]
-    groups: Sequence | None = None,  # Group of each training clip, kept on one side of the validation split
-    val_fraction: float = 0.3,  # Share of each class held out for validation
-    kind: str = "gru",  # Recurrent layer: "gru", "lstm", "rnn" or "bigru"
-    epochs: int = 10,  # Passes over the training clips
-    batch_size: int = 64,  # Clips per gradient step
-    seed: int = 0,  # Fixes the split, the initial weights and the batch order
-    progress: bool = True,  # Show a progress bar over the epochs
-    **model_kwargs,  # Passed on to `get_sequence_model` (units, dropout, learning_rate...)
+    **kwargs,  # groups, val_fraction, kind, epochs, batch_size, seed, progress, checkpoint_dir and model settings: see `fit_sequence_model`
 ) -> Experiment:
     "Train a sequence model, keep its best weights by validation loss, and evaluate it on the test split."
-    keras.utils.set_random_seed(seed)
-    (features, masks), labels = train_data, np.asarray(train_labels)
-    val = stratified_group_split(labels, groups, val_fraction, seed)
-    model = get_sequence_model(len(class_vocab), features.shape[1], features.shape[2], kind=kind, **model_kwargs)
-    adapt_standardize(model.get_layer("standardize"), features[~val], masks[~val])
-    fit = dict(epochs=epochs, batch_size=batch_size, verbose=0)
-    if not val.any():
-        warnings.warn("no clip could be held out for validation (each class has a single group): keeping the last epoch's weights")
-        history = model.fit([features, masks], labels, callbacks=[EpochProgress(epochs, not progress)], **fit)
-        return Experiment(history, model, evaluate_model(model, test_data, test_labels, class_vocab), epochs)
-    with tempfile.TemporaryDirectory() as tmp:
-        best = Path(tmp)/"best.weights.h5"
-        checkpoint = keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True, save_weights_only=True)
-        history = model.fit([features[~val], masks[~val]], labels[~val], validation_data=([features[val], masks[val]], labels[val]),
-                            callbacks=[checkpoint, EpochProgress(epochs, not progress)], **fit)
-        model.load_weights(best)
-    best_epoch = int(np.argmin(history.history["val_loss"])) + 1
-    return Experiment(history, model, evaluate_model(model, test_data, test_labels, class_vocab), best_epoch)
+    fit = fit_sequence_model(train_data, train_labels, len(class_vocab), **kwargs)
+    return Experiment(fit.history, fit.model, evaluate_model(fit.model, test_data, test_labels, class_vocab), fit.best_epoch)
 
 # %% ../nbs/06_train.ipynb #dc1da79c
 def plot_history(
