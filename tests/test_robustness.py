@@ -1,7 +1,7 @@
 """The fast part of the robustness suite (tests/robustness.py; `make robustness` runs all of it).
 
-A few dozen files of every input class through the API and a few through the CLI, a short fuzz, and two kill -9
-trials each of extraction and training: each must be decoded or refused with a clear error, never crash, hang or
+A few dozen files of every input class through the API and a few through the CLI, a short fuzz, one kill -9
+trial each of extraction and training, and a decoder that crashes on purpose: each must be decoded or refused with a clear error, never crash, hang or
 print a traceback; an interrupted run must finish on its rerun with the results of an unbroken one.
 """
 import random
@@ -72,13 +72,14 @@ def test_cli_one_file_and_many(inputs, decoded, model_dir, tmp_path):
     assert batch["status"] == "ok" and batch["bad"], batch
 
 def test_kill_during_extraction(tmp_path):
-    t = rb.extraction_trials(tmp_path, trials=2, seed=1)
-    assert t.ok and t.killed and t.reruns_completed == 2 and t.damaged_injected == 1, t
+    t = rb.extraction_trials(tmp_path, trials=1, seed=1)  # seed 1: killed once 4 of the 26 clips are done, then one of them damaged
+    assert t.ok and t.killed == t.reruns_completed == t.damaged_injected == 1, t
 
 @pytest.mark.skipif(not rb.resumable_training(), reason="this version of the library does not resume an interrupted training yet")
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # the previous bundle's model was never trained
 def test_kill_during_training(tmp_path):
-    t = rb.training_trials(tmp_path, trials=2, seed=1, epochs=12)
-    assert t.ok and t.killed and t.reruns_completed == 2, t
+    t = rb.training_trials(tmp_path, trials=1, seed=1, epochs=12)  # killed mid-training, its saved state damaged, then rerun
+    assert t.ok and t.killed == t.reruns_completed == 1, t
 
 def test_a_decoder_crash_fails_only_its_file(tmp_path):
     result = rb.crash_containment(tmp_path)
