@@ -6,12 +6,13 @@ PY := $(BIN)/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install demo test check-sync nbtest pytest export clean-nbs readme help
+.PHONY: install demo test check-sync nbtest pytest export clean-nbs readme help robustness
 
 help:
 	@echo "make demo   - install, then train and predict on the embedded synthetic dataset (offline)"
 	@echo "make test   - install, check notebooks and package are in sync, run every test"
 	@echo "make install - only create $(VENV) and install the package with its dev tools"
+	@echo "make robustness - bad input of every kind, 1,000 mutations, kill -9 trials, many property examples (tens of minutes)"
 
 # Installs the package in editable mode with the dev tools. TensorFlow comes from the `cpu`
 # extra only when the environment has none yet (Colab and GPU machines keep their own).
@@ -76,3 +77,10 @@ docs-test: docs docs-browser
 bench: install
 	$(PY) bench/extraction.py --scaling --repeat 2 --out bench/results/extraction.md
 	$(PY) bench/accuracy.py --out bench/results/accuracy.md
+
+# The robustness suite (tests/robustness.py; its fast part is tests/test_robustness.py in `make test`): every class of
+# bad input through the API and the CLI, 1,000 seeded mutations of the real clips, 20 kill -9 trials each of extraction,
+# training and saving (tests/test_bundle_kill.py), and the property tests with up to 400 examples each. Takes about half
+# an hour on 2 cores. Writes bench/results/robustness.md, which the robustness chapter includes: commit it.
+robustness: install
+	$(PY) tests/robustness.py --full --out bench/results/robustness.md
