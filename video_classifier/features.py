@@ -177,15 +177,17 @@ def _batched_features(
 
 # %% ../nbs/03_features.ipynb #ea2b9f87
 _WORKER = """
-import pickle, sys
+import pickle, sys, warnings
 requests, answers = sys.stdin.buffer, sys.stdout.buffer
 while True:
     try: read, path = pickle.load(requests)
     except EOFError: break
-    try: result = read(path)
-    except Exception as e: result = e
-    pickle.dump(result, answers, protocol=pickle.HIGHEST_PROTOCOL); answers.flush()
-"""  # the loop of a reader process: (reader, path) in, frames or the exception out
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try: result = read(path)
+        except Exception as e: result = e
+    pickle.dump((result, [(str(w.message), w.category) for w in caught]), answers, protocol=pickle.HIGHEST_PROTOCOL); answers.flush()
+"""  # the loop of a reader process: (reader, path) in; frames or the exception, and the warnings raised, out
 
 def _death(code: int) -> str:
     "How a process ended, from its return code."
@@ -199,17 +201,20 @@ class _ReaderProcess:
     def __init__(self): self.proc = None
     def _start(self):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # the caller's modules, readers included
-        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                     stderr=subprocess.DEVNULL)  # the decoders' own chatter (FFmpeg, OpenCV) says nothing a VideoError does not
     def read(self, read: Callable[[str], np.ndarray], path: str) -> np.ndarray | Exception:
         "The frames `read(path)` returns in the worker, the exception it raised, or a `VideoError` if the worker dies."
         if self.proc is None or self.proc.poll() is not None: self._start()
         request = pickle.dumps((read, path))  # an unpicklable reader fails here, in the caller
         try:
             self.proc.stdin.write(request); self.proc.stdin.flush()
-            return pickle.load(self.proc.stdout)
+            result, said = pickle.load(self.proc.stdout)
         except (EOFError, BrokenPipeError, pickle.UnpicklingError):
             how = _death(self.proc.wait()); self.proc = None  # the next file gets a fresh worker
             return VideoError(f"{path}: the decoder crashed while reading it (its worker process was {how}); the file is left out")
+        for message, category in said: warnings.warn(message, category)  # the reader's warnings, as if it ran here
+        return result
     def close(self):
         if self.proc is not None: self.proc.kill(); self.proc.wait(); self.proc.stdin.close(); self.proc.stdout.close()
 
