@@ -50,8 +50,6 @@ def test_importance_falls_on_the_action(classifier, start, tmp_path):
             shares.append(importance_share(frame_importance(classifier, path), range(start, start + L)))
     shares = pd.Series(shares)
     assert shares.mean() > 0.7 and shares.median() > 0.7, shares.round(2).tolist()
-    reversed_ = 1 - shares  # the same importance on the still frames instead: the check refuses it
-    assert not (reversed_.mean() > 0.7 and reversed_.median() > 0.7)
 
 @pytest.mark.parametrize("sampling", ["uniform", "first"])
 def test_frame_column_names_the_frame_in_the_file(classifier, sampling, tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from video_classifier.data import SYNTHETIC_CLASSES, render_synthetic_clip, write_video
+from video_classifier.frames import VideoError, video_info
 from video_classifier.features import build_feature_extractor
 from video_classifier.model import get_sequence_model
 from video_classifier.predict import VideoClassifier
@@ -61,3 +62,14 @@ def test_a_video_without_frame_rate_is_taken_at_the_fallback(clf, tmp_path, monk
     with pytest.warns(UserWarning, match="no frame rate stored; assuming 25 fps"):
         r = timeline(video, clf, progress=False)
     assert r.fps == FALLBACK_FPS and r.duration == 100 / FALLBACK_FPS
+
+
+@pytest.mark.parametrize("keep", [0.03, 0.3])
+def test_a_truncated_video_whose_header_promises_more(clf, tmp_path, keep):
+    "A file cut short keeps a header that counts every frame: the timeline covers what can be decoded, or names the file."
+    whole = long_video(tmp_path/"whole.avi", 20)
+    cut = tmp_path/"cut.avi"; cut.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * keep)])
+    assert video_info(cut).frames >= 400  # the header still promises 20 s
+    try: r = timeline(cut, clf, progress=False)
+    except VideoError as e: assert str(cut) in str(e); return
+    assert len(r.windows) >= 1 and r.segments.end.iloc[-1] <= 20 + 1e-9

@@ -317,6 +317,7 @@ def explain(
     "Show which frames of a video the prediction rests on: how far it falls without each."
     _at_least(1, top=top)
     if plot and Path(plot).suffix.lower() != ".png": raise CliError(f"--plot {plot}: use a .png file")
+    if out and Path(out).suffix.lower() != ".csv": raise CliError(f"--out {out}: use a .csv file")
     clf = _load(model_dir, runtime, precision, fast, cache_dir, verbose)
     if target is not None and target not in clf.class_vocab: raise CliError(f"--target {target!r}: not one of the classifier's classes {clf.class_vocab}")
     from video_classifier.importance import frame_importance, plot_frame_importance
@@ -327,7 +328,9 @@ def explain(
     for r in importance.sort_values("rank").head(top).itertuples():
         at = f" at {r.time:.2f} s" if np.isfinite(r.time) else ""
         print(f"  frame {r.frame}{at}: {r.probability:.2%} without it (a drop of {100*r.drop:.2f} points)")
-    if out: importance.to_csv(out, index=False); print(f"wrote {out}")
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        importance.to_csv(out, index=False); print(f"wrote {out}")
     if plot:
         Path(plot).parent.mkdir(parents=True, exist_ok=True)
         plot_frame_importance(frames, importance, top).savefig(plot, dpi=100, bbox_inches="tight"); print(f"wrote {plot}")
@@ -348,7 +351,8 @@ def serve(
 ):
     "Serve a web page that classifies uploaded clips (this machine only, unless --host says otherwise); Ctrl-C stops it."
     _at_least(1, port=port)
-    if not max_upload_mb > 0: raise CliError(f"--max-upload-mb {max_upload_mb}: must be more than 0")
+    if port is not None and port > 65535: raise CliError(f"--port {port}: ports go up to 65535")
+    if not 0 < max_upload_mb < float("inf"): raise CliError(f"--max-upload-mb {max_upload_mb}: must be a number of megabytes above 0")
     if examples and not Path(examples).is_dir(): raise CliError(f"--examples {examples}: no such folder")
     clf = _load(model_dir, runtime, precision, fast, cache_dir, verbose)
     from video_classifier.serve import serve as serve_app

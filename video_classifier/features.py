@@ -8,6 +8,7 @@ Docs: https://video-classifier.github.io/video_classifier/features.html.md"""
 from __future__ import annotations
 import hashlib, json, os, pickle, shutil, signal, subprocess, sys, tempfile, warnings, zipfile
 from collections import deque
+from contextlib import closing, suppress
 from queue import SimpleQueue
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -177,24 +178,31 @@ def _batched_features(
 
 # %% ../nbs/03_features.ipynb #ea2b9f87
 _WORKER = """
-import pickle, sys, warnings
-requests, answers = sys.stdin.buffer, sys.stdout.buffer
+import os, pickle, sys, warnings
+requests, answers = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+os.dup2(2, 1)  # what a reader or a C library prints goes to stderr, never into the answers
 while True:
     try: read, path = pickle.load(requests)
     except EOFError: break
+    except Exception as e: read, path, failed = None, None, e  # e.g. a reader that cannot be imported here
+    else: failed = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try: result = read(path)
+        try: result = failed or read(path)
         except Exception as e: result = e
-    pickle.dump((result, [(str(w.message), w.category) for w in caught]), answers, protocol=pickle.HIGHEST_PROTOCOL); answers.flush()
+    try: answer = pickle.dumps((result, [(str(w.message), w.category) for w in caught]), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as e: answer = pickle.dumps((RuntimeError(f"{type(result).__name__} that cannot be sent back: {e}"), []))
+    answers.write(answer); answers.flush()
+    if failed: break  # the request stream may be out of step: end, and the next file gets a fresh worker
 """  # the loop of a reader process: (reader, path) in; frames or the exception, and the warnings raised, out
 
-def _death(code: int) -> str:
-    "How a process ended, from its return code."
+def _death(code: int | None) -> str:
+    "What became of a reader process, from its return code."
+    if code is None: return "sent an answer that could not be read"
     if code < 0:
-        try: return f"killed by {signal.Signals(-code).name}"
-        except ValueError: return f"killed by signal {-code}"
-    return f"exit code {code}"
+        try: return f"the decoder crashed while reading it (its worker process was killed by {signal.Signals(-code).name})"
+        except ValueError: return f"the decoder crashed while reading it (its worker process was killed by signal {-code})"
+    return f"its reader process failed (exit code {code})"
 
 class _ReaderProcess:
     "A worker process that reads one video at a time: a decoder crash takes down the worker, not the caller."
@@ -203,20 +211,32 @@ class _ReaderProcess:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # the caller's modules, readers included
         self.proc = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
                                      stderr=subprocess.DEVNULL)  # the decoders' own chatter (FFmpeg, OpenCV) says nothing a VideoError does not
+    def _discard(self, wait: float = 5) -> int | None:
+        "End the worker and close its pipes; its return code if it ended by itself within `wait` seconds, else None."
+        try: code = self.proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired: code = None; self.proc.kill(); self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            with suppress(OSError): pipe.close()
+        self.proc = None
+        return code
     def read(self, read: Callable[[str], np.ndarray], path: str) -> np.ndarray | Exception:
-        "The frames `read(path)` returns in the worker, the exception it raised, or a `VideoError` if the worker dies."
+        "The frames `read(path)` returns in the worker, the exception it raised, or a `VideoError` if the worker fails."
         if self.proc is None or self.proc.poll() is not None: self._start()
         request = pickle.dumps((read, path))  # an unpicklable reader fails here, in the caller
         try:
             self.proc.stdin.write(request); self.proc.stdin.flush()
             result, said = pickle.load(self.proc.stdout)
-        except (EOFError, BrokenPipeError, pickle.UnpicklingError):
-            how = _death(self.proc.wait()); self.proc = None  # the next file gets a fresh worker
-            return VideoError(f"{path}: the decoder crashed while reading it (its worker process was {how}); the file is left out")
-        for message, category in said: warnings.warn(message, category)  # the reader's warnings, as if it ran here
+        except Exception:  # the worker died, or its answer is unreadable: the next file gets a fresh worker
+            return VideoError(f"{path}: {_death(self._discard())}; the file is left out")
+        for message, category in said:  # the reader's warnings, as if it ran here
+            try: warnings.warn(message, category)
+            except Warning as w: return w  # warnings turned into errors stop this file only, as they would here
         return result
+    def kill(self):
+        "Stop a read in progress at once."
+        if self.proc is not None and self.proc.poll() is None: self.proc.kill()
     def close(self):
-        if self.proc is not None: self.proc.kill(); self.proc.wait(); self.proc.stdin.close(); self.proc.stdout.close()
+        if self.proc is not None: self._discard(wait=0)
 
 def _read_ahead(
     paths: Sequence,  # Video files
@@ -225,21 +245,21 @@ def _read_ahead(
     ahead: int = 4,  # Clips read ahead of the consumer, at most
 ) -> Iterator[tuple[int, np.ndarray | Exception]]:
     "Read `paths` in worker processes; yield (index, frames or the exception raised) in order. A crash fails only its own file."
-    readers = [_ReaderProcess() for _ in range(workers)]
-    free = SimpleQueue()
+    readers, free, pool = [_ReaderProcess() for _ in range(workers)], SimpleQueue(), ThreadPoolExecutor(workers)
     for r in readers: free.put(r)
     def job(path):
         reader = free.get()
         try: return reader.read(read, str(path))
         finally: free.put(reader)
     try:
-        with ThreadPoolExecutor(workers) as pool:
-            queue = deque()
-            for i, path in enumerate(paths):
-                queue.append((i, pool.submit(job, path)))
-                if len(queue) > ahead: j, fut = queue.popleft(); yield j, fut.result()
-            while queue: j, fut = queue.popleft(); yield j, fut.result()
-    finally:
+        queue = deque()
+        for i, path in enumerate(paths):
+            queue.append((i, pool.submit(job, path)))
+            if len(queue) > ahead: j, fut = queue.popleft(); yield j, fut.result()
+        while queue: j, fut = queue.popleft(); yield j, fut.result()
+    finally:  # also when the consumer stops early: reads in progress are cut short, nothing is left running
+        for r in readers: r.kill()
+        pool.shutdown(cancel_futures=True)
         for r in readers: r.close()
 
 # %% ../nbs/03_features.ipynb #50975df5
@@ -264,15 +284,15 @@ def extract_features(
     todo = [i for i, f in enumerate(out) if f is None]
     errors, bar = {}, tqdm(total=len(paths), initial=len(paths) - len(todo), unit="clip", desc="features", disable=not progress)
     read = partial(load_video, max_frames=max_seq_length, resize=(img_size, img_size), sampling=sampling)
-    def clips():
-        for j, frames in _read_ahead([paths[i] for i in todo], read):
+    def clips(reads):
+        for j, frames in reads:
             if isinstance(frames, Exception): errors[todo[j]] = frames; bar.update()
             else: yield todo[j], frames
-    for i, feats in _batched_features(clips(), feature_extractor, batch_size):
-        out[i] = feats.astype(np.float32)
-        if cache: cache.put(keys[i], out[i])
-        bar.update()
-    bar.close()
+    with closing(_read_ahead([paths[i] for i in todo], read)) as reads, bar:  # readers stopped even if the CNN fails
+        for i, feats in _batched_features(clips(reads), feature_extractor, batch_size):
+            out[i] = feats.astype(np.float32)
+            if cache: cache.put(keys[i], out[i])
+            bar.update()
     return out, errors
 
 # %% ../nbs/03_features.ipynb #7f73e9c0

@@ -99,7 +99,7 @@ def _classify(
     pending = []
     def run():  # a short last batch is padded with empty windows: one input shape, one traced graph
         clips = [f[:n] for _, f, n in pending] + [pending[0][1][:0]] * (batch - len(pending))
-        feats, masks = pad_features(clips, pending[0][1].shape[0], pending[0][1].shape[1])
+        feats, masks = pad_features(clips, model.input_shape[0][1], pending[0][1].shape[1])  # the model's T: a short video's one window is padded
         probs = np.asarray(model.predict_on_batch([feats, masks]))
         out = [(s, held, p) for (s, _, held), p in zip(pending, probs)]; pending.clear()
         return out
@@ -121,12 +121,16 @@ class Timeline(NamedTuple):
 
 _COLUMNS = ["start", "end", "label", "probability"]
 
+def _check_class_names(class_vocab: list[str]):
+    "Refuse class names that would clash with the windows table's own columns."
+    if set(_COLUMNS) & set(class_vocab): raise ValueError(f"class names {sorted(set(_COLUMNS) & set(class_vocab))} clash with the timeline's columns")
+
 def _window_table(
     rows: list[tuple[float, float, np.ndarray]],  # (start s, end s, probabilities) per window
     class_vocab: list[str],  # Class names, in the model's order
 ) -> pd.DataFrame:
     "The windows as a table: start, end, top label and probability, then a column per class."
-    if set(_COLUMNS) & set(class_vocab): raise ValueError(f"class names {sorted(set(_COLUMNS) & set(class_vocab))} clash with the timeline's columns")
+    _check_class_names(class_vocab)
     probs = np.array([p for _, _, p in rows], np.float64).reshape(len(rows), len(class_vocab))
     top = probs.argmax(1)
     table = pd.DataFrame(dict(start=[r[0] for r in rows], end=[r[1] for r in rows], label=[class_vocab[i] for i in top],
@@ -191,6 +195,7 @@ def timeline(
     progress: bool = True,  # Show a progress bar, in seconds of video
 ) -> Timeline:
     "Classify windows sliding over `video`, decoded once, each sampled frame through the CNN once, and merge them into segments."
+    _check_class_names(classifier.class_vocab)  # before the video is read, not after
     if batch_size < 1: raise ValueError(f"batch_size={batch_size!r}: must be at least 1")
     info = video_info(video)
     fps = _fps(video, info.fps)
