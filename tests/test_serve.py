@@ -123,6 +123,18 @@ def test_bad_upload_is_named_and_the_server_goes_on(server, client, classifier, 
     assert labels["label"] == _expected(classifier, bundle[1][1])[0][0]
 
 
+def test_an_upload_that_crashes_the_decoder_is_refused_and_the_server_goes_on(server, client, classifier, bundle, tmp_path, monkeypatch):
+    "An upload is decoded first in a process of its own: a decoder crash there is that upload's error, not the server's end."
+    import _crashing_reader, video_classifier.serve as app_module
+    monkeypatch.setattr(app_module, "load_video", _crashing_reader.load_video_or_crash)  # what the reader process runs
+    bad = tmp_path/"crash.avi"; bad.write_bytes(bundle[1][0].read_bytes())
+    with pytest.raises(Exception) as e: client.predict(handle_file(str(bad)), None, api_name="/classify")
+    assert "crash.avi: the decoder crashed" in str(e.value) and "SIGSEGV" in str(e.value), str(e.value)
+    assert _files(server.cache) == []
+    labels, *_ = client.predict(handle_file(str(bundle[1][1])), None, api_name="/classify")  # still serving
+    assert labels["label"] == _expected(classifier, bundle[1][1])[0][0]
+
+
 def test_nothing_to_classify_says_so(client):
     with pytest.raises(Exception, match="Upload a video clip, or pick an example"): client.predict(None, None, api_name="/classify")
 

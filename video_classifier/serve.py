@@ -22,7 +22,10 @@ from typing import NamedTuple, Sequence
 
 import pandas as pd
 
-from .frames import VideoError, video_info
+from functools import partial
+
+from .features import _ReaderProcess
+from .frames import VideoError, load_video, video_info
 from .importance import frame_importance, plot_frame_importance
 from .predict import VideoClassifier, load_classifier, to_gif
 from .timeline import FALLBACK_FPS, default_window, plot_timeline, timeline
@@ -181,6 +184,16 @@ def _upload_input(gr, **kwargs):
     return upload
 
 # %% ../nbs/12_serve.ipynb #d695c5ed
+def _decodes_apart(
+    reader: _ReaderProcess,  # The app's reader process
+    classifier: VideoClassifier,  # Reads clips as this classifier does
+    path: Path,  # An upload
+):
+    "Decode `path` in the reader process first: a file that crashes the decoder takes down that process, not the server."
+    read = partial(load_video, max_frames=classifier.max_seq_length, resize=(classifier.img_size,) * 2, sampling=classifier.sampling)
+    result = reader.read(read, str(path))
+    if isinstance(result, Exception): raise result if isinstance(result, VideoError) else VideoError(f"{path}: {result}")
+
 def build_app(
     classifier: VideoClassifier,  # The loaded classifier: loaded once, shared by every request
     examples: str | Path | Sequence[str | Path] | None = None,  # A folder of example clips, or a list of them
@@ -196,6 +209,8 @@ def build_app(
         uploads = _Uploads(app.GRADIO_CACHE)
         model_thread = ThreadPoolExecutor(1, thread_name_prefix="video_classifier-model")  # the one thread that runs the model
         weakref.finalize(app, model_thread.shutdown, wait=False)
+        reader = _ReaderProcess()  # decodes each upload once in a process of its own before this one touches it
+        weakref.finalize(app, reader.close)
         gr.Markdown(f"# {title}\nUpload a video clip, or pick an example, then press **Classify**. "
                     f"Classes: {', '.join(classifier.class_vocab)}. Uploads up to {max_upload_mb:g} MB; none is kept.")
         with gr.Row():
@@ -217,7 +232,7 @@ def build_app(
             path = Path(uploaded) if uploaded else named.get(picked)
             if path is None: raise gr.Error("Upload a video clip, or pick an example.", print_exception=False)
             def classify(p: Path) -> tuple:
-                if uploaded: check_upload(p, max_upload_mb)
+                if uploaded: check_upload(p, max_upload_mb); _decodes_apart(reader, classifier, p)
                 return _outputs(classify_clip(classifier, p, top_k, long_after), p.name)
             work = (lambda: uploads.answer(path, classify)) if uploaded else (lambda: classify(path))
             try: return *model_thread.submit(work).result(), None  # None: the upload field emptied
