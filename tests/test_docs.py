@@ -20,7 +20,6 @@ DOCS, NBS, LIB = ROOT/"_docs", ROOT/"nbs", ROOT/"video_classifier"
 SHOTS = ROOT/"artifacts"/"screenshots"
 NOTEBOOKS = sorted(NBS.glob("*.ipynb"))
 CHAPTERS = sorted(NBS.glob("[0-9][0-9]_*.ipynb"))
-BROWSERS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome", "/usr/bin/google-chrome-stable")
 # Every request the browser makes to a host other than the test server fails: the pages must read offline.
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -253,16 +252,6 @@ def test_api_reference_has_every_exported_function(site):
 
 
 # ---------------------------------------------------------------- in the browser
-
-@pytest.fixture(scope="module")
-def chromium():
-    "Debian's chromium (tools/install_chromium.sh installs it): required as root or in CI, else the test skips."
-    b = os.environ.get("CHROMIUM") or next((b for b in BROWSERS if os.access(b, os.X_OK)), None) or shutil.which("chromium")
-    if b: return b
-    why = "no Chromium found (run `bash tools/install_chromium.sh` as root, or set CHROMIUM=/path/to/chromium)"
-    if os.environ.get("CI") or (hasattr(os, "geteuid") and os.geteuid() == 0): pytest.fail(why)
-    pytest.skip(why)
-
 
 def _chromium(browser: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as profile:

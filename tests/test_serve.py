@@ -19,7 +19,6 @@ from video_classifier.serve import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT/"nbs"/"images"/"serve.png"
-BROWSERS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome", "/usr/bin/google-chrome-stable")
 CLASSES = ("Growing", "Shrinking", "FadingIn", "FadingOut")
 MAX_MB = 1  # the test server's upload limit: the clips are far smaller, the refused file larger
 WEIGHTS = ROOT.parent/"shared"/"weights"/"mobilenet_2_5_224_tf_no_top.h5"  # small real ImageNet weights, where the machine has them
@@ -173,16 +172,6 @@ def test_long_upload_gets_a_timeline(server, client, bundle, tmp_path):
 
 
 # ---------------------------------------------------------------- the page, in Chromium
-
-@pytest.fixture(scope="module")
-def chromium():
-    "Debian's chromium (tools/install_chromium.sh installs it): required as root or in CI, else the test skips."
-    b = os.environ.get("CHROMIUM") or next((b for b in BROWSERS if os.access(b, os.X_OK)), None) or shutil.which("chromium")
-    if b: return b
-    why = "no Chromium found (run `bash tools/install_chromium.sh` as root, or set CHROMIUM=/path/to/chromium)"
-    if os.environ.get("CI") or (hasattr(os, "geteuid") and os.geteuid() == 0): pytest.fail(why)
-    pytest.skip(why)
-
 
 @pytest.fixture
 def page(chromium, server):
