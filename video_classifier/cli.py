@@ -208,6 +208,15 @@ def train(
     return result
 
 # %% ../nbs/09_cli.ipynb #2d9ef122
+def _bundle_options(
+    runtime: str = None,  # Run the CNN with another runtime than the bundle's: tf, openvino or onnx
+    precision: str = None,  # ...and/or another precision: fp32, bf16 or int8
+    fast: bool = False,  # The fastest path: OpenVINO int8, calibrated on the bundle's training frames
+    cache_dir: str = None,  # Feature and converted-model cache folder (default: ~/.cache/video_classifier/features)
+    verbose: bool = False,  # Show TensorFlow's log lines and warnings
+):
+    "The options of the commands that load a saved classifier."
+
 def _load(model_dir, runtime=None, precision=None, fast=False, cache_dir=None, verbose=False):
     "Load a bundle, running its CNN with another runtime or precision when asked."
     _quiet_tensorflow(verbose)
@@ -220,56 +229,52 @@ def _load(model_dir, runtime=None, precision=None, fast=False, cache_dir=None, v
     return clf
 
 # %% ../nbs/09_cli.ipynb #fee65c09
+@delegates(_bundle_options)
 def evaluate(
     model_dir: str,  # A classifier saved by `train`
     data_dir: str,  # Dataset folder or CSV, in any layout `train` reads (read as training read it: same seed and test fraction)
     split: str = "test",  # Which clips to evaluate on: test, train or all (all: a folder of new clips, whole)
     layout: str = None,  # Dataset layout when the folder could be read several ways
-    runtime: str = None,  # Run the CNN with another runtime than the bundle's: tf, openvino or onnx
-    precision: str = None,  # ...and/or another precision: fp32, bf16 or int8
-    fast: bool = False,  # The fastest path: OpenVINO int8, calibrated on the bundle's training frames
-    cache_dir: str = None,  # Feature cache folder (default: ~/.cache/video_classifier/features)
-    verbose: bool = False,  # Show TensorFlow's log lines and warnings
+    **kwargs,
 ):
     "Evaluate a saved classifier on a dataset's clips and print its accuracy."
     from video_classifier.datasets import LAYOUTS
     _one_of("split", split, ("test", "train", "all")); _one_of("layout", layout, LAYOUTS)
-    clf = _load(model_dir, runtime, precision, fast, cache_dir, verbose)
-    ev = clf.evaluate(data_dir, split, cache_dir=_cache_dir(cache_dir), layout=layout)
+    clf = _load(model_dir, **kwargs)
+    ev = clf.evaluate(data_dir, split, cache_dir=_cache_dir(**kwargs), layout=layout)
     _print_evaluation(ev, split.capitalize())
     return ev
 
 # %% ../nbs/09_cli.ipynb #a35ba278
+@delegates(_bundle_options)
 def predict(
     model_dir: str,  # A classifier saved by `train`
     *videos: str,  # Video files to classify
     top_k: int = None,  # Classes to show per video (default: all)
     gif: str = None,  # Write the first video, with its predicted label, as an animated GIF here
-    runtime: str = None,  # Run the CNN with another runtime than the bundle's: tf, openvino or onnx
-    precision: str = None,  # ...and/or another precision: fp32, bf16 or int8
-    fast: bool = False,  # The fastest path: OpenVINO int8, calibrated on the bundle's training frames
-    cache_dir: str = None,  # Where converted models are cached (default: ~/.cache/video_classifier/features)
-    verbose: bool = False,  # Show TensorFlow's log lines and warnings
+    skip_bad: bool = False,  # Leave out videos that cannot be read (with a warning naming them) instead of stopping
+    **kwargs,
 ) -> list:
     "Print the most likely actions in each video."
     if not videos: raise CliError("predict: name at least one video file")
     _at_least(1, top_k=top_k)
-    clf, results = _load(model_dir, runtime, precision, fast, cache_dir, verbose), []
-    if gif:  # the first video's frames serve both its prediction and the GIF
+    clf, answers = _load(model_dir, **kwargs), []
+    if gif:  # the first video's frames serve both its prediction and the GIF (so it must be readable)
         from video_classifier.predict import to_gif
         frames = clf.read_frames(videos[0])
-        results.append(clf.rank(frames, top_k))
-    rest = videos[len(results):]
+        answers.append((videos[0], clf.rank(frames, top_k)))
+    rest = videos[len(answers):]
     if rest:
-        table = clf.predict(rest, top_k)
-        results += [list(zip(g.label, g.probability)) for _, g in table.groupby((table["rank"] == 1).cumsum())]  # a video a group, in order
-    for video, ranked in zip(videos, results): _print_ranked(video, ranked)
+        table = clf.predict(rest, top_k, on_error="skip" if skip_bad else "raise")
+        answers += [(g.video.iloc[0], list(zip(g.label, g.probability))) for _, g in table.groupby((table["rank"] == 1).cumsum())]  # in order
+    for video, ranked in answers: _print_ranked(video, ranked)
     if gif:
-        label, p = results[0][0]
+        label, p = answers[0][1][0]
         print(f"wrote {to_gif(frames, gif, label=f'{label} {p:.0%}')}")
-    return results
+    return [ranked for _, ranked in answers]
 
 # %% ../nbs/09_cli.ipynb #b13d9f32
+@delegates(_bundle_options)
 def timeline(
     model_dir: str,  # A classifier saved by `train`
     video: str,  # A video file, of any length
@@ -277,18 +282,14 @@ def timeline(
     stride: float = None,  # Seconds from one window to the next (default: half a window)
     out: str = None,  # Write the timeline here: .csv (the segments) or .json (segments and windows)
     plot: str = None,  # Draw it (probabilities, segments, thumbnails) to this PNG file
-    runtime: str = None,  # Run the CNN with another runtime than the bundle's: tf, openvino or onnx
-    precision: str = None,  # ...and/or another precision: fp32, bf16 or int8
-    fast: bool = False,  # The fastest path: OpenVINO int8, calibrated on the bundle's training frames
-    cache_dir: str = None,  # Where converted models are cached (default: ~/.cache/video_classifier/features)
-    verbose: bool = False,  # Show TensorFlow's log lines and warnings
+    **kwargs,
 ):
     "Name the action in each part of a long video: its segments, with start and end times."
     for name, value in dict(window=window, stride=stride).items():
         if value is not None and not value > 0: raise CliError(f"--{name} {value:g}: must be a positive number of seconds")
     if out and Path(out).suffix.lower() not in (".csv", ".json"): raise CliError(f"--out {out}: use a .csv or .json file")
     if plot and Path(plot).suffix.lower() != ".png": raise CliError(f"--plot {plot}: use a .png file")
-    clf = _load(model_dir, runtime, precision, fast, cache_dir, verbose)
+    clf = _load(model_dir, **kwargs)
     from video_classifier.timeline import plot_timeline, save_timeline, timeline as run_timeline
     result = run_timeline(video, clf, window, stride, progress=sys.stderr.isatty())  # a bar in seconds of video, on a terminal
     print(f"{video}: {result.duration:.1f} s, windows of {result.window:.1f} s every {result.stride:.1f} s")
@@ -301,6 +302,7 @@ def timeline(
     return result
 
 # %% ../nbs/09_cli.ipynb #ad5245b2
+@delegates(_bundle_options)
 def explain(
     model_dir: str,  # A classifier saved by `train`
     video: str,  # The video file to explain
@@ -308,17 +310,13 @@ def explain(
     top: int = 3,  # How many of the most important frames to list and outline
     plot: str = None,  # Draw the frames with a bar of importance under each to this PNG file
     out: str = None,  # Write the whole table (step, frame, time, probability, drop, logit_drop, rank) as CSV here
-    runtime: str = None,  # Run the CNN with another runtime than the bundle's: tf, openvino or onnx
-    precision: str = None,  # ...and/or another precision: fp32, bf16 or int8
-    fast: bool = False,  # The fastest path: OpenVINO int8, calibrated on the bundle's training frames
-    cache_dir: str = None,  # Where converted models are cached (default: ~/.cache/video_classifier/features)
-    verbose: bool = False,  # Show TensorFlow's log lines and warnings
+    **kwargs,
 ):
     "Show which frames of a video the prediction rests on: how far it falls without each."
     _at_least(1, top=top)
     if plot and Path(plot).suffix.lower() != ".png": raise CliError(f"--plot {plot}: use a .png file")
     if out and Path(out).suffix.lower() != ".csv": raise CliError(f"--out {out}: use a .csv file")
-    clf = _load(model_dir, runtime, precision, fast, cache_dir, verbose)
+    clf = _load(model_dir, **kwargs)
     if target is not None and target not in clf.class_vocab: raise CliError(f"--target {target!r}: not one of the classifier's classes {clf.class_vocab}")
     from video_classifier.importance import frame_importance, plot_frame_importance
     frames = clf.read_frames(video)
@@ -337,24 +335,21 @@ def explain(
     return importance
 
 # %% ../nbs/09_cli.ipynb #7a343d4e
+@delegates(_bundle_options)
 def serve(
     model_dir: str,  # A classifier saved by `train`
     host: str = "127.0.0.1",  # Interface to listen on: 127.0.0.1 is this machine only; 0.0.0.0 opens the page to the network
     port: int = None,  # Port (default: the first free one from 7860)
     max_upload_mb: float = 100,  # Uploads larger than this many megabytes are refused
     examples: str = None,  # A folder of example clips the page offers
-    runtime: str = None,  # Run the CNN with another runtime than the bundle's: tf, openvino or onnx
-    precision: str = None,  # ...and/or another precision: fp32, bf16 or int8
-    fast: bool = False,  # The fastest path: OpenVINO int8, calibrated on the bundle's training frames
-    cache_dir: str = None,  # Where converted models are cached (default: ~/.cache/video_classifier/features)
-    verbose: bool = False,  # Show TensorFlow's log lines and warnings
+    **kwargs,
 ):
     "Serve a web page that classifies uploaded clips (this machine only, unless --host says otherwise); Ctrl-C stops it."
     _at_least(1, port=port)
     if port is not None and port > 65535: raise CliError(f"--port {port}: ports go up to 65535")
     if not 0 < max_upload_mb < float("inf"): raise CliError(f"--max-upload-mb {max_upload_mb}: must be a number of megabytes above 0")
     if examples and not Path(examples).is_dir(): raise CliError(f"--examples {examples}: no such folder")
-    clf = _load(model_dir, runtime, precision, fast, cache_dir, verbose)
+    clf = _load(model_dir, **kwargs)
     from video_classifier.serve import serve as serve_app
     serve_app(clf, host=host, port=port, max_upload_mb=max_upload_mb, examples=examples, inline=False, block=True)
 

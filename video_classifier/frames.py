@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Iterator, NamedTuple
 
 import cv2
-import matplotlib.pyplot as plt
 import numpy as np
 
 # %% auto #0
@@ -163,8 +162,9 @@ def show_frames(
     labels: list[str] | None = None,  # One caption per frame
     title: str | None = None,  # Title of the row
     size: float = 1.5,  # Width and height of each frame, in inches
-) -> plt.Figure:
+) -> "matplotlib.figure.Figure":
     "Plot `frames` side by side in one row and return the figure."
+    import matplotlib.pyplot as plt  # here, not at the top: the reader processes that import this module start faster
     fig, axs = plt.subplots(1, len(frames), figsize=(size * len(frames), size * 1.2), squeeze=False)
     for ax, frame, label in zip(axs[0], frames, labels or [""] * len(frames)):
         ax.imshow(frame); ax.set_xlabel(label, fontsize=8); ax.set_xticks([]); ax.set_yticks([])
