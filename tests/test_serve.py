@@ -229,7 +229,11 @@ def _start(model_dir: Path) -> tuple[subprocess.Popen, str]:
     command = [str(Path(sys.executable).parent/"video-classifier"), "serve", str(model_dir), "--max-upload-mb", "5"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"})
-    url = re.search(r"at (http://127\.0\.0\.1:\d+/)", proc.stdout.readline())
+    with ThreadPoolExecutor(1) as pool:  # a server that hangs before its first line fails the test instead of hanging it
+        first = pool.submit(proc.stdout.readline)
+        try: line = first.result(timeout=600)
+        except TimeoutError: proc.kill(); line = ""
+    url = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
     if not url: proc.wait(timeout=30); pytest.fail(f"the server did not start:\n{proc.stderr.read()[-3000:]}")
     return proc, url.group(1)
 
