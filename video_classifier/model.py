@@ -15,7 +15,7 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['SEQUENCE_MODELS', 'Standardize', 'adapt_standardize', 'get_sequence_model', 'top_classes', 'Evaluation',
-           'evaluate_predictions', 'evaluate_model', 'plot_confusion', 'get_frame_average_model']
+           'evaluate_predictions', 'RowBatches', 'evaluate_model', 'plot_confusion', 'get_frame_average_model']
 
 # %% ../nbs/05_model.ipynb #d258ca29
 @keras.saving.register_keras_serializable(package="video_classifier")
@@ -35,14 +35,23 @@ class Standardize(keras.layers.Layer):
 # %% ../nbs/05_model.ipynb #7d0f3f59
 def adapt_standardize(
     layer: Standardize,  # The model's `Standardize` layer
-    features: np.ndarray,  # (N, T, D) training features
+    features: np.ndarray,  # (N, T, D) training features: an array or any row-indexable one (a store's lazy `features`)
     masks: np.ndarray,  # (N, T) True where a step holds a real frame
     rel_floor: float = 1e-3,  # Smallest std allowed, relative to the median std of the features
+    rows: Sequence[int] | None = None,  # The rows to measure (e.g. the training rows); None: all
+    chunk_size: int = 256,  # Rows read at a time
 ):
-    "Set `layer`'s mean and std from the real (unmasked) steps of `features`."
-    real = np.asarray(features, np.float64)[np.asarray(masks, bool)]
-    if not len(real): raise ValueError("adapt_standardize: the masks select no frame to measure")
-    mean, std = real.mean(0), real.std(0)
+    "Set `layer`'s mean and std from the real (unmasked) steps of `features`, measured chunk by chunk in float64."
+    rows = np.arange(len(features)) if rows is None else np.asarray(rows)
+    n, mean, m2 = 0, 0.0, 0.0  # frames so far, their mean, their sum of squared deviations
+    for start in range(0, len(rows), chunk_size):
+        take = rows[start:start + chunk_size]
+        real = np.asarray(features[take], np.float64)[np.asarray(masks[take], bool)]
+        if not len(real): continue
+        k, mu = len(real), real.mean(0)  # merged with the frames so far (Chan et al.'s update: no cancellation)
+        m2, mean, n = m2 + ((real - mu)**2).sum(0) + (mu - mean)**2 * (n*k/(n + k)), mean + (mu - mean) * (k/(n + k)), n + k
+    if not n: raise ValueError("adapt_standardize: the masks select no frame to measure")
+    std = np.sqrt(m2 / n)
     floor = rel_floor * (np.median(std[std > 0]) if (std > 0).any() else 1.0)
     if not layer.built: layer.build(features.shape)
     layer.mean.assign(mean.astype(np.float32)); layer.std.assign(np.maximum(std, floor).astype(np.float32))
@@ -123,15 +132,33 @@ def evaluate_predictions(
                       pd.DataFrame(confusion, index=pd.Index(class_vocab, name="true"), columns=pd.Index(class_vocab, name="predicted")))
 
 # %% ../nbs/05_model.ipynb #93ad9466
+class RowBatches(keras.utils.PyDataset):
+    "Batches of some rows of row-indexable arrays (in memory, or a store's lazy arrays) in order, for Keras' predict, evaluate and validation."
+    def __init__(
+        self,
+        inputs: Sequence,  # The model's inputs: (features (N, T, D), masks (N, T))
+        labels: np.ndarray | None = None,  # (N,) class ids, for evaluation; None: inputs only, for prediction
+        rows: Sequence[int] | None = None,  # The rows to go through; None: all
+        batch_size: int = 256,  # Rows per batch
+    ):
+        super().__init__()
+        self.inputs, self.labels, self.batch_size = inputs, labels, batch_size
+        self.rows = np.arange(len(inputs[0])) if rows is None else np.asarray(rows)
+    def __len__(self): return -(-len(self.rows) // self.batch_size)
+    def __getitem__(self, i):
+        take = self.rows[i*self.batch_size:(i + 1)*self.batch_size]
+        x = tuple(a[take] for a in self.inputs)
+        return (x,) if self.labels is None else (x, np.asarray(self.labels)[take])
+
 def evaluate_model(
     model: keras.Model,  # A trained sequence model
-    data: tuple[np.ndarray, np.ndarray],  # (features (N, T, D), masks (N, T))
+    data: tuple[np.ndarray, np.ndarray],  # (features (N, T, D), masks (N, T)): arrays, or a store's lazy arrays
     labels: Sequence[int],  # (N,) true class ids
     class_vocab: Sequence[str],  # Class names
     batch_size: int = 256,  # Clips per prediction batch
 ) -> Evaluation:
-    "Evaluate `model` on a split's features."
-    probs = model.predict([data[0], data[1]], batch_size=batch_size, verbose=0)
+    "Evaluate `model` on a split's features, read a batch at a time."
+    probs = model.predict(RowBatches(data, batch_size=batch_size), verbose=0)
     return evaluate_predictions(probs, labels, class_vocab)
 
 # %% ../nbs/05_model.ipynb #4546db02

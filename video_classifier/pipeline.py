@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import keras
+import numpy as np
 import pandas as pd
 
 from .data import DatasetError, class_names
@@ -20,6 +21,7 @@ from .frames import typical_duration
 from .model import SEQUENCE_MODELS, Evaluation, evaluate_model
 from .predict import VideoClassifier, check_save_folder
 from .runtimes import PRECISIONS, RUNTIMES, make_extractor, sample_calibration_frames
+from .store import extract_to_store
 from .train import fit_sequence_model
 
 # %% auto #0
@@ -94,6 +96,22 @@ def _check_splits(
     if not len(test_df): raise DatasetError(f"{where}: no test clips to evaluate on; give the dataset a test split (a test/ folder, a split "
                                             "column) or more source videos per class (see group_pattern), or check that its test clips can be read")
 
+# %% ../nbs/08_pipeline.ipynb #bf6a3b48
+def _split_features(
+    train_df: pd.DataFrame,  # The training clips
+    test_df: pd.DataFrame,  # The test clips
+    extractor,  # The feature extractor
+    vocab: list[str],  # Class names
+    store_dir: str | Path | None,  # A feature store to extract into and train from; None: in memory
+    cache_dir: str | Path | None,  # The per-clip feature cache of the in-memory path
+    on_error: str,  # Unreadable clips: "raise" or "skip"
+    **frames,  # max_seq_length, sampling, progress
+) -> list[tuple]:  # [(data, labels, rows read) of the training clips, the same of the test clips]
+    "The features of both splits: in memory (cached clip by clip), or in a feature store on disk, read lazily while training."
+    if store_dir is None: return [dataset_features(df, extractor, vocab, cache_dir=cache_dir, on_error=on_error, **frames) for df in (train_df, test_df)]
+    store = extract_to_store(pd.concat([train_df, test_df], ignore_index=True), store_dir, extractor, vocab, **frames)
+    return [store.dataset(rows, on_error) for rows in (np.arange(len(train_df)), np.arange(len(train_df), store.num_clips))]
+
 # %% ../nbs/08_pipeline.ipynb #6f1422eb
 def train_classifier(
     data: str | Path | pd.DataFrame,  # A dataset folder or CSV in any layout (see `read_dataset`), or a table of clips from it
@@ -119,6 +137,7 @@ def train_classifier(
     cache_dir: str | Path | None = None,  # Keeps features, converted runtime models and the training state, for reruns; None: nothing kept
     on_error: str = "raise",  # Unreadable clips: "raise" one error naming them all, or "skip" them with a warning
     progress: bool = True,  # Show progress bars for the features and the epochs
+    store_dir: str | Path | None = None,  # Extract the features into a feature store here (resumable) and train streamed from it; None: in memory
     **model_kwargs,  # Passed on to `get_sequence_model` (units, dropout, dense_units, learning_rate)
 ) -> TrainingResult:
     "Read a dataset, extract its features, train and evaluate a classifier, and save it: the whole pipeline in one call."
@@ -131,9 +150,8 @@ def train_classifier(
     vocab = class_names(train_df)
     extractor, calibration = calibrated_extractor(extractor_settings(backbone, weights, img_size, alpha, runtime, precision), train_df.path,
                                                   cache_dir, keep=calibration_count)
-    frames = dict(max_seq_length=max_seq_length, sampling=sampling, cache_dir=cache_dir, on_error=on_error, progress=progress)
-    train_data, train_labels, train_df = dataset_features(train_df, extractor, vocab, **frames)
-    test_data, test_labels, test_df = dataset_features(test_df, extractor, vocab, **frames)
+    ((train_data, train_labels, train_df), (test_data, test_labels, test_df)) = _split_features(
+        train_df, test_df, extractor, vocab, store_dir, cache_dir, on_error, max_seq_length=max_seq_length, sampling=sampling, progress=progress)
     _check_splits(train_df, test_df, df)  # again: unreadable clips may have been skipped
     fit = fit_sequence_model(train_data, train_labels, len(vocab), groups=list(train_df.group), val_fraction=val_fraction, kind=kind, epochs=epochs,
                              batch_size=batch_size, seed=seed, progress=progress, checkpoint_dir=cache_dir and Path(cache_dir)/"training", **model_kwargs)

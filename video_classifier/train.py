@@ -18,7 +18,7 @@ from fastcore.meta import delegates
 from tqdm.auto import tqdm
 
 from .datasets import stratified_group_split
-from .model import Evaluation, adapt_standardize, evaluate_model, get_sequence_model
+from .model import Evaluation, RowBatches, adapt_standardize, evaluate_model, get_sequence_model
 
 # %% auto #0
 __all__ = ['epoch_batches', 'TrainingState', 'save_training_state', 'load_training_state', 'FitResult', 'fit_sequence_model',
@@ -30,16 +30,18 @@ def _training_variables(model: keras.Model) -> list:
     return [*model.variables, *model.optimizer.variables]
 
 def epoch_batches(
-    inputs: Sequence[np.ndarray],  # Arrays of N rows each (features, masks)
+    inputs: Sequence[np.ndarray],  # Row-indexable arrays of N rows each (features, masks): in memory or a store's lazy arrays
     labels: np.ndarray,  # (N,) class ids
     batch_size: int,  # Rows per batch
     seed: int,  # The run's seed
     first_epoch: int,  # The first epoch (from 0) to yield
     epochs: int,  # Yield batches up to this epoch, excluded
+    rows: Sequence[int] | None = None,  # The rows to draw from (e.g. the training rows); None: all
 ) -> Iterator[tuple[tuple, np.ndarray]]:
     "The batches of each epoch in turn, each epoch shuffled by a generator seeded with the run's seed and the epoch's number."
+    rows = np.arange(len(labels)) if rows is None else np.asarray(rows)
     for epoch in range(first_epoch, epochs):
-        order = np.random.default_rng([seed, epoch]).permutation(len(labels))
+        order = rows[np.random.default_rng([seed, epoch]).permutation(len(rows))]
         for start in range(0, len(order), batch_size):
             take = order[start:start + batch_size]
             yield tuple(x[take] for x in inputs), labels[take]
@@ -51,7 +53,8 @@ def _run_folder(
 ) -> Path:
     "The folder of one run's state: a hash of its data and settings, so different runs never share a state."
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    for a in arrays: digest.update(np.ascontiguousarray(a).tobytes())
+    for a in arrays:  # a store's lazy array stands for its data by a fingerprint: gigabytes are not hashed at every run
+        digest.update(a.fingerprint.encode() if hasattr(a, "fingerprint") else np.ascontiguousarray(a).tobytes())
     return Path(checkpoint_dir)/digest.hexdigest()[:16]
 
 # %% ../nbs/06_train.ipynb #a839ae0c
@@ -125,7 +128,7 @@ class _KeepProgress(keras.callbacks.Callback):
 
 # %% ../nbs/06_train.ipynb #d81edddd
 def fit_sequence_model(
-    train_data: tuple[np.ndarray, np.ndarray],  # (features (N, T, D), masks (N, T)) of the training split
+    train_data: tuple[np.ndarray, np.ndarray],  # (features (N, T, D), masks (N, T)) of the training split: arrays, or a store's lazy arrays
     train_labels: np.ndarray,  # (N,) class ids
     num_classes: int,  # Size of the softmax
     groups: Sequence | None = None,  # Group of each training clip, kept on one side of the validation split
@@ -143,18 +146,19 @@ def fit_sequence_model(
     keras.utils.set_random_seed(seed)
     (features, masks), labels = train_data, np.asarray(train_labels)
     val = stratified_group_split(labels, groups, val_fraction, seed)
+    fit_rows, val_rows = np.flatnonzero(~val), np.flatnonzero(val)  # the data is indexed by rows, never copied whole
     model = get_sequence_model(num_classes, features.shape[1], features.shape[2], kind=kind, **model_kwargs)
-    adapt_standardize(model.get_layer("standardize"), features[~val], masks[~val])
+    adapt_standardize(model.get_layer("standardize"), features, masks, rows=fit_rows)
     model.optimizer.build(model.trainable_variables)
     if not val.any(): warnings.warn("no clip could be held out for validation (each class has a single group): keeping the last epoch's weights")
     settings = dict(num_classes=num_classes, kind=kind, epochs=epochs, batch_size=batch_size, seed=seed, model=model_kwargs)
     run = None if checkpoint_dir is None else _run_folder(checkpoint_dir, (features, masks, labels, val), settings)
     state = (run and load_training_state(run, model)) or TrainingState(0, [], 0, [])
-    validation = ([features[val], masks[val]], labels[val]) if val.any() else None
-    batches = epoch_batches([features[~val], masks[~val]], labels[~val], batch_size, seed, state.epoch, epochs)
+    validation = RowBatches((features, masks), labels, val_rows, batch_size) if val.any() else None
+    batches = epoch_batches((features, masks), labels, batch_size, seed, state.epoch, epochs, rows=fit_rows)
     with tqdm(total=epochs, initial=state.epoch, unit="epoch", desc="training", disable=not progress) as bar:
         keep = _KeepProgress(state, run, bar)
-        if state.epoch < epochs: model.fit(batches, steps_per_epoch=-(-int((~val).sum()) // batch_size), validation_data=validation, shuffle=False,
+        if state.epoch < epochs: model.fit(batches, steps_per_epoch=-(-len(fit_rows) // batch_size), validation_data=validation, shuffle=False,
                                            initial_epoch=state.epoch, epochs=epochs, verbose=0, callbacks=[keep, *callbacks])
     for v, b in zip(model.variables, keep.state.best): v.assign(b)
     return FitResult(_history(keep.state.logs), model, keep.state.best_epoch, run)
