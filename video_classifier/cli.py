@@ -158,26 +158,35 @@ def extract(
     data_dir: str,  # Dataset folder or CSV: a folder per class, UCF101, HMDB51, a CSV or the tutorial's layout
     split: str = "train",  # Which clips: train, test or all
     skip_bad: bool = False,  # Leave out clips that cannot be read (with a warning) instead of stopping
+    store: str = None,  # Write the features into a feature store in this folder (resumable); with --split all, `train --store` trains from it
+    shard_size: int = None,  # With --store: clips per shard, the unit written at once and resumed (default 256; an existing store keeps its own)
     **kwargs,
 ):
-    "Compute the features of a dataset's clips into the cache and print frames per second."
-    _one_of("split", split, ("train", "test", "all"))
+    "Compute the features of a dataset's clips into the cache, or a feature store, and print frames per second."
+    _one_of("split", split, ("train", "test", "all")); _at_least(1, shard_size=shard_size)
     settings, cache, (seq_len, sampling) = _feature_settings(**kwargs), _cache_dir(**kwargs), _frames(**kwargs)
+    import pandas as pd
     from video_classifier.data import class_names
-    from video_classifier.datasets import describe_dataset, read_dataset
+    from video_classifier.datasets import dataset_splits, describe_dataset, read_dataset
     from video_classifier.features import dataset_features
     from video_classifier.pipeline import calibrated_extractor
     reading = _reading(**kwargs)
     df = read_dataset(data_dir, reading.pop("layout"), split=reading.pop("official_split"), **reading, check=False)
     print(describe_dataset(df))
-    clips = df if split == "all" else df[df.split == split]
+    train_df, test_df = dataset_splits(df)
+    clips = pd.concat([train_df, test_df], ignore_index=True) if split == "all" else df[df.split == split]  # train then test, as `train` stores them
     extractor, _ = calibrated_extractor(settings, df.path[df.split == "train"] if (df.split == "train").any() else df.path, cache, keep=0)
-    start = time.perf_counter()
-    (_, masks), _, kept = dataset_features(clips, extractor, class_names(df), seq_len, sampling, cache_dir=cache,
-                                           on_error="skip" if skip_bad else "raise")
-    secs = time.perf_counter() - start
-    print(f"{len(kept)} clips, {int(masks.sum())} frames in {secs:.1f} s: {masks.sum()/secs:.1f} frames/s "
-          f"({settings['runtime']} {settings['precision']}; cache: {cache})")
+    start, vocab, on_error = time.perf_counter(), class_names(df), "skip" if skip_bad else "raise"
+    if store:
+        from video_classifier.store import extract_to_store
+        fs = extract_to_store(clips, store, extractor, vocab, max_seq_length=seq_len, sampling=sampling, shard_size=shard_size)
+        (_, masks), _, kept = fs.dataset(on_error=on_error)
+        where = f"store: {store}, {fs.num_shards} shard{'s' * (fs.num_shards != 1)}"
+    else:
+        (_, masks), _, kept = dataset_features(clips, extractor, vocab, seq_len, sampling, cache_dir=cache, on_error=on_error)
+        where = f"cache: {cache}"
+    secs, frames = time.perf_counter() - start, int(np.asarray(masks).sum())
+    print(f"{len(kept)} clips, {frames} frames in {secs:.1f} s: {frames/secs:.1f} frames/s ({settings['runtime']} {settings['precision']}; {where})")
 
 # %% ../nbs/09_cli.ipynb #dacde0a8
 @delegates(_feature_options)
@@ -189,6 +198,7 @@ def train(
     batch_size: int = 64,  # Clips per gradient step
     seed: int = 0,  # Fixes the splits, the initial weights and the batch order
     skip_bad: bool = False,  # Leave out clips that cannot be read (with a warning) instead of stopping
+    store: str = None,  # Keep the features in a feature store in this folder and train streamed from it: for datasets larger than memory
     **kwargs,
 ):
     "Train a classifier on a dataset, evaluate it on the test clips and save it."
@@ -200,7 +210,7 @@ def train(
     from video_classifier.pipeline import train_classifier
     _one_of("model", model, SEQUENCE_MODELS)
     result = train_classifier(data_dir, model_dir, **_reading(**kwargs), **settings, max_seq_length=seq_len, sampling=sampling, kind=model,
-                              epochs=epochs, batch_size=batch_size, seed=seed, cache_dir=cache, on_error="skip" if skip_bad else "raise")
+                              epochs=epochs, batch_size=batch_size, seed=seed, cache_dir=cache, on_error="skip" if skip_bad else "raise", store_dir=store)
     print(describe_dataset(result.dataset))
     print(f"best epoch {result.best_epoch} of {epochs}")
     _print_evaluation(result.evaluation)
@@ -392,7 +402,7 @@ def _usage() -> str:
 def _package_errors() -> tuple:
     "The error types whose message is all a user needs (imported only once a command has run)."
     errors = [CliError, ImportError]
-    for module, name in (("data", "DatasetError"), ("frames", "VideoError"), ("predict", "BundleError"), ("features", "ExtractorError")):
+    for module, name in (("data", "DatasetError"), ("frames", "VideoError"), ("predict", "BundleError"), ("features", "ExtractorError"), ("store", "StoreError")):
         if f"video_classifier.{module}" in sys.modules: errors.append(getattr(sys.modules[f"video_classifier.{module}"], name))
     return tuple(errors)
 

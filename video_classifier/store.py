@@ -20,10 +20,15 @@ from .features import _report_errors, extract_features, extractor_fingerprint, p
 from .frames import _check_options
 
 # %% auto #0
-__all__ = ['STORE_FORMAT', 'store_settings', 'ShardedArray', 'FeatureStore', 'extract_shard', 'extract_to_store']
+__all__ = ['STORE_FORMAT', 'SHARD_SIZE', 'StoreError', 'store_settings', 'ShardedArray', 'FeatureStore', 'extract_shard',
+           'extract_to_store']
 
 # %% ../nbs/14_store.ipynb #ab4b8dba
 STORE_FORMAT = 1  # Version of the folder layout below; a store of another version is refused
+SHARD_SIZE = 256  # Clips per shard of a new store: about 40 MB of InceptionV3 features at T=20
+
+class StoreError(ValueError):
+    "A feature store that cannot serve as asked; the message names its folder (or file) and what is wrong."
 
 def store_settings(
     feature_extractor,  # From `build_feature_extractor` or `make_extractor`
@@ -94,13 +99,13 @@ class FeatureStore:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         meta_file = self.folder/"store.json"
-        if not meta_file.is_file(): raise FileNotFoundError(f"{self.folder}: not a feature store (no store.json)")
+        if not meta_file.is_file(): raise StoreError(f"{self.folder}: not a feature store (no store.json)")
         try: meta = json.loads(meta_file.read_text()); clips = pd.read_csv(self.folder/"clips.csv", keep_default_na=False)
-        except (OSError, ValueError) as e: raise ValueError(f"{self.folder}: unreadable feature store ({type(e).__name__}: {e})") from e
-        if meta.get("format") != STORE_FORMAT: raise ValueError(f"{self.folder}: feature store format {meta.get('format')!r}, this version reads {STORE_FORMAT}")
+        except (OSError, ValueError) as e: raise StoreError(f"{self.folder}: unreadable feature store ({type(e).__name__}: {e})") from e
+        if meta.get("format") != STORE_FORMAT: raise StoreError(f"{self.folder}: feature store format {meta.get('format')!r}, this version reads {STORE_FORMAT}")
         self.settings, self.class_vocab, self.shard_size = meta["settings"], list(meta["class_vocab"]), int(meta["shard_size"])
         self.clips, self.num_clips = clips, int(meta["num_clips"])
-        if len(clips) != self.num_clips: raise ValueError(f"{self.folder}: clips.csv has {len(clips)} rows, store.json says {self.num_clips}")
+        if len(clips) != self.num_clips: raise StoreError(f"{self.folder}: clips.csv has {len(clips)} rows, store.json says {self.num_clips}")
 
     @classmethod
     def open(cls, folder: str | Path) -> FeatureStore:
@@ -114,11 +119,13 @@ class FeatureStore:
         clips: pd.DataFrame,  # The clips, with `path` and `tag`, in store order
         class_vocab: Sequence[str],  # Class names: label id i is class_vocab[i]
         settings: dict,  # From `store_settings`
-        shard_size: int = 256,  # Clips per shard
+        shard_size: int | None = None,  # Clips per shard of a new store (default `SHARD_SIZE`); None reopens a store at its own
     ) -> FeatureStore:
         "A new store for `clips`, or the store already in `folder` if it was made for the same clips and settings (to resume)."
         folder = Path(folder)
-        if not isinstance(shard_size, int) or shard_size < 1: raise ValueError(f"shard_size={shard_size!r}: must be a whole number of at least 1")
+        if shard_size is not None and (not isinstance(shard_size, int) or shard_size < 1):
+            raise ValueError(f"shard_size={shard_size!r}: must be a whole number of at least 1")
+        if shard_size is None: shard_size = cls.open(folder).shard_size if (folder/"store.json").exists() else SHARD_SIZE
         table = clips.reset_index(drop=True).assign(label=encode_labels(clips.tag, class_vocab))
         meta = dict(format=STORE_FORMAT, settings=settings, class_vocab=list(class_vocab), shard_size=shard_size, num_clips=len(table))
         text = table.to_csv(index=False)
@@ -140,7 +147,7 @@ class FeatureStore:
         if not differ:
             same_clips = list(self.clips.path.astype(str)) == list(table.path.astype(str)) and np.array_equal(self.clips.label, table.label)
             if not same_clips: differ.append("its clips (paths or labels) are not the ones asked")
-        if differ: raise ValueError(f"{self.folder}: a feature store made for other settings or clips; use another folder or delete it.\n  " + "\n  ".join(differ))
+        if differ: raise StoreError(f"{self.folder}: a feature store made for other settings or clips; use another folder or delete it.\n  " + "\n  ".join(differ))
         return self
 
     @property
@@ -178,7 +185,7 @@ def write_shard(
     features, masks, ok = np.asarray(features, np.float32), np.asarray(masks, bool), np.asarray(ok, bool)
     want = dict(features=(n, s["max_seq_length"], s["dim"]), masks=(n, s["max_seq_length"]), ok=(n,))
     for name, a in dict(features=features, masks=masks, ok=ok).items():
-        if a.shape != want[name]: raise ValueError(f"{self.folder}: shard {k}: {name} of shape {a.shape}, the store expects {want[name]}")
+        if a.shape != want[name]: raise StoreError(f"{self.folder}: shard {k}: {name} of shape {a.shape}, the store expects {want[name]}")
     final = self._shard_dir(k)
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")  # never taken for a shard: only `done` folders are read
     tmp.mkdir()
@@ -205,17 +212,17 @@ def _shard_array(self: FeatureStore, k: int, name: str) -> np.ndarray:
     "Array `name` of shard `k`, memory-mapped read-only, checked against the store's shape."
     f = self._shard_dir(k)/f"{name}.npy"
     try: a = np.load(f, mmap_mode="r")
-    except (OSError, ValueError) as e: raise ValueError(f"{f}: unreadable shard file ({type(e).__name__}: {e}); delete its folder to extract it again") from e
+    except (OSError, ValueError) as e: raise StoreError(f"{f}: unreadable shard file ({type(e).__name__}: {e}); delete its folder to extract it again") from e
     s, n = self.settings, len(self.shard_clips(k))
     want = dict(features=(n, s["max_seq_length"], s["dim"]), masks=(n, s["max_seq_length"]), ok=(n,))[name]
-    if a.shape != want: raise ValueError(f"{f}: shape {a.shape}, the store expects {want}; delete its folder to extract it again")
+    if a.shape != want: raise StoreError(f"{f}: shape {a.shape}, the store expects {want}; delete its folder to extract it again")
     return a
 
 @patch
 def _check_complete(self: FeatureStore):
-    "Raise a ValueError naming the folder and the shards still missing, if any."
+    "Raise a StoreError naming the folder and the shards still missing, if any."
     if missing := self.missing_shards():
-        raise ValueError(f"{self.folder}: {len(missing)} of {self.num_shards} shards are not extracted yet (shards {missing[:10]}{'...' if len(missing) > 10 else ''}); "
+        raise StoreError(f"{self.folder}: {len(missing)} of {self.num_shards} shards are not extracted yet (shards {missing[:10]}{'...' if len(missing) > 10 else ''}); "
                          "run `extract_to_store` on it first")
 
 @patch
@@ -276,7 +283,7 @@ def extract_shard(
     "Extract shard `k`'s clips with `extract_features` (identical features to the in-memory path) and write it; unreadable clips are recorded, not raised."
     s = store.settings
     if (fp := extractor_fingerprint(feature_extractor)) != s["extractor"]:
-        raise ValueError(f"{store.folder}: the store holds features of extractor {s['extractor']}, not of this one ({fp})")
+        raise StoreError(f"{store.folder}: the store holds features of extractor {s['extractor']}, not of this one ({fp})")
     clips = store.shard_clips(k)
     feats, errors = extract_features(list(clips.path), feature_extractor, s["max_seq_length"], s["sampling"], batch_size, progress=False)
     features, masks = pad_features([np.zeros((0, s["dim"]), np.float32) if f is None else f for f in feats], s["max_seq_length"], s["dim"])
@@ -289,7 +296,7 @@ def extract_to_store(
     class_vocab: Sequence[str] | None = None,  # Class names; id i is class_vocab[i]. Default: sorted tags of df
     max_seq_length: int = 20,  # T: frames kept per clip
     sampling: str = "uniform",  # "uniform" or "first"
-    shard_size: int = 256,  # Clips per shard: the unit of resuming
+    shard_size: int | None = None,  # Clips per shard, the unit of resuming, for a new store (default `SHARD_SIZE`); None: an existing store's own
     batch_size: int = 32,  # Frames per CNN call
     progress: bool = True,  # Show a progress bar over the clips
 ) -> FeatureStore:
