@@ -20,7 +20,7 @@ from .features import _report_errors, extract_features, extractor_fingerprint, p
 from .frames import _check_options
 
 # %% auto #0
-__all__ = ['STORE_FORMAT', 'SHARD_SIZE', 'StoreError', 'store_settings', 'ShardedArray', 'FeatureStore', 'extract_shard',
+__all__ = ['STORE_FORMAT', 'SHARD_SIZE', 'StoreError', 'store_settings', 'FeatureStore', 'ShardedArray', 'extract_shard',
            'extract_to_store']
 
 # %% ../nbs/14_store.ipynb #ab4b8dba
@@ -57,41 +57,6 @@ def _replace_file(path: Path, data: bytes):
     try: _write_durably(tmp, lambda f: f.write(data)); os.replace(tmp, path)
     finally: tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
-
-# %% ../nbs/14_store.ipynb #4bfb1c91
-class ShardedArray:
-    "Rows of one array of a complete store (features, masks) read lazily from the shards' memory maps: `x[rows]` -> ndarray."
-    def __init__(self, store: FeatureStore, name: str, rows: np.ndarray | None = None):
-        self.store, self.name = store, name
-        self.rows = np.arange(store.num_clips) if rows is None else np.asarray(rows, np.int64)
-        s = store.settings
-        self.shape = (len(self.rows), s["max_seq_length"], s["dim"])[:3 if name == "features" else 2]
-        self.dtype = np.dtype(np.float32 if name == "features" else bool)
-    ndim = property(lambda self: len(self.shape))
-    def __len__(self): return len(self.rows)
-    def __repr__(self): return f"ShardedArray({self.name}, shape={self.shape}, dtype={self.dtype}, store={str(self.store.folder)!r})"
-
-    def __getitem__(self, index) -> np.ndarray:
-        "The rows `index` (an int, a slice, an array of ints or of bools) as an ndarray, read from the shards they live in."
-        if isinstance(index, (int, np.integer)): return self[np.array([index])][0]
-        rows = self.rows[index]  # numpy's rules for slices, int and bool arrays, and their errors
-        out = np.empty((len(rows), *self.shape[1:]), self.dtype)
-        shard, offset = np.divmod(rows, self.store.shard_size)
-        for k in np.unique(shard):
-            at = np.flatnonzero(shard == k)
-            out[at] = self.store._shard_array(k, self.name)[offset[at]]  # a short-lived map: nothing stays mapped between batches
-        return out
-
-    def __array__(self, dtype=None, copy=None):
-        "Every row in memory (small stores only)."
-        return self[:].astype(dtype or self.dtype, copy=False)
-
-    @property
-    def fingerprint(self) -> str:
-        "A cheap hash of what this array holds: the store's settings, its shards' digests and the rows taken."
-        h = hashlib.sha256(json.dumps([self.name, self.store.settings, self.store.shard_digests()]).encode())
-        h.update(np.ascontiguousarray(self.rows).tobytes())
-        return h.hexdigest()[:16]
 
 # %% ../nbs/14_store.ipynb #46321e36
 class FeatureStore:
@@ -200,6 +165,41 @@ def write_shard(
             if not self.done(k): raise
     finally: shutil.rmtree(tmp, ignore_errors=True)
     _fsync_dir(final.parent)
+
+# %% ../nbs/14_store.ipynb #4bfb1c91
+class ShardedArray:
+    "Rows of one array of a complete store (features, masks) read lazily from the shards' memory maps: `x[rows]` -> ndarray."
+    def __init__(self, store: FeatureStore, name: str, rows: np.ndarray | None = None):
+        self.store, self.name = store, name
+        self.rows = np.arange(store.num_clips) if rows is None else np.asarray(rows, np.int64)
+        s = store.settings
+        self.shape = (len(self.rows), s["max_seq_length"], s["dim"])[:3 if name == "features" else 2]
+        self.dtype = np.dtype(np.float32 if name == "features" else bool)
+    ndim = property(lambda self: len(self.shape))
+    def __len__(self): return len(self.rows)
+    def __repr__(self): return f"ShardedArray({self.name}, shape={self.shape}, dtype={self.dtype}, store={str(self.store.folder)!r})"
+
+    def __getitem__(self, index) -> np.ndarray:
+        "The rows `index` (an int, a slice, an array of ints or of bools) as an ndarray, read from the shards they live in."
+        if isinstance(index, (int, np.integer)): return self[np.array([index])][0]
+        rows = self.rows[index]  # numpy's rules for slices, int and bool arrays, and their errors
+        out = np.empty((len(rows), *self.shape[1:]), self.dtype)
+        shard, offset = np.divmod(rows, self.store.shard_size)
+        for k in np.unique(shard):
+            at = np.flatnonzero(shard == k)
+            out[at] = self.store._shard_array(k, self.name)[offset[at]]  # a short-lived map: nothing stays mapped between batches
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        "Every row in memory (small stores only)."
+        return self[:].astype(dtype or self.dtype, copy=False)
+
+    @property
+    def fingerprint(self) -> str:
+        "A cheap hash of what this array holds: the store's settings, its shards' digests and the rows taken."
+        h = hashlib.sha256(json.dumps([self.name, self.store.settings, self.store.shard_digests()]).encode())
+        h.update(np.ascontiguousarray(self.rows).tobytes())
+        return h.hexdigest()[:16]
 
 # %% ../nbs/14_store.ipynb #494e5feb
 @patch
