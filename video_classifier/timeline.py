@@ -6,10 +6,10 @@ Docs: https://video-classifier.github.io/video_classifier/timeline.html.md"""
 
 # %% ../nbs/10_timeline.ipynb #8b7c9288
 from __future__ import annotations
-import json, warnings
+import json, queue, threading, warnings
 from collections import deque
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Generator, Iterator, NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -75,6 +75,33 @@ def _sampled_frames(
                 yield i // step, _to_rgb_square(frame, (img_size, img_size))[None]
                 bar.update(min(bar.total, (i + 1) / fps) - bar.n)
             i += 1
+
+def _prefetched(
+    items: Generator,  # What to run ahead, such as `_sampled_frames`
+    size: int,  # How many items it may run ahead of the caller
+) -> Iterator:
+    "Yield `items`, computed in a background thread at most `size` ahead; its errors are raised here, and stopping early stops it."
+    ready, stop, end = queue.Queue(size), threading.Event(), object()
+    def put(entry) -> bool:  # False once the caller has stopped
+        while not stop.is_set():
+            try: ready.put(entry, timeout=0.05); return True
+            except queue.Full: continue
+        return False
+    def produce():
+        try:
+            for item in items:
+                if not put((item, None)): return
+            put((end, None))
+        except BaseException as e: put((end, e))
+        finally: items.close()  # a generator holding a video releases it
+    worker = threading.Thread(target=produce, daemon=True, name="prefetch"); worker.start()
+    try:
+        while True:
+            item, error = ready.get()
+            if error is not None: raise error
+            if item is end: return
+            yield item
+    finally: stop.set(); worker.join()
 
 def _windows(
     features: Iterator[np.ndarray],  # Features (D,) of the sampled frames, in order
@@ -204,17 +231,18 @@ def timeline(
     if info.frames < (T - 1) * step + 1:  # shorter than one window: one window, read as a training clip is
         frames = classifier.read_frames(video)
         probs = classifier.model.predict_on_batch(list(prepare_single_video(frames, classifier.feature_extractor, T)))[0]
-        rows, decoded = [(0.0, info.frames / fps, np.asarray(probs))], info.frames
+        rows = [(0.0, info.frames / fps, np.asarray(probs))]
     else:
         bar = tqdm(total=round(info.frames / fps, 2), unit="s", desc=Path(video).name, disable=not progress,
                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
-        sampled = _sampled_frames(video, step, classifier.img_size, bar, fps)
+        sampled = _prefetched(_sampled_frames(video, step, classifier.img_size, bar, fps), 2 * batch_size)  # decoded while the CNN runs
         features = (f[0] for _, f in _batched_features(sampled, classifier.feature_extractor, batch_size))
-        rows, decoded = [], 0
-        for start, held, probs in _classify(_windows(features, plan), classifier.model):
-            last = (start + held - 1) * step
-            rows.append((start * step / fps, (last + 1) / fps, np.asarray(probs)))
-        bar.close()
+        rows = []
+        try:
+            for start, held, probs in _classify(_windows(features, plan), classifier.model):
+                last = (start + held - 1) * step
+                rows.append((start * step / fps, (last + 1) / fps, np.asarray(probs)))
+        finally: sampled.close(); bar.close()
         if not rows: raise VideoError(f"{video}: no decodable frame")
     duration = max(info.frames / fps, rows[-1][1])
     windows = _window_table(rows, classifier.class_vocab)
