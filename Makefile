@@ -71,12 +71,14 @@ docs-test: docs docs-browser
 	$(BIN)/pytest -q tests/test_docs.py
 
 # Feature extraction side by side (the tutorial's loop, ours, its bounds, faster runtimes), then what each
-# runtime and precision costs in accuracy on the real clips. Takes minutes on 2 cores; run it on an idle machine.
+# runtime and precision costs in accuracy on the real clips, then the timeline of 10- and 40-minute videos (about
+# 20 minutes on 2 cores). Run it on an idle machine.
 # Writes the Markdown tables that the README and the chapters include (bench/results/*.md): commit them.
 .PHONY: bench
 bench: install
 	$(PY) bench/extraction.py --scaling --repeat 2 --out bench/results/extraction.md
 	$(PY) bench/accuracy.py --out bench/results/accuracy.md
+	$(PY) bench/timeline.py --out bench/results/timeline.md
 
 # The robustness suite (tests/robustness.py; its fast part is tests/test_robustness.py in `make test`): every class of
 # bad input through the API and the CLI, 1,000 seeded mutations of the real clips, 20 kill -9 trials each of extraction,
