@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@if $(PY) -c "import tensorflow" 2>/dev/null; then extras=dev; else extras=cpu,dev; fi; \
-	  echo "pip install -e .[$$extras,openvino,onnx,serve]"; $(PY) -m pip install -q -e ".[$$extras,openvino,onnx,serve]"
+	  echo "pip install -e .[$$extras,openvino,onnx,serve,ray]"; $(PY) -m pip install -q -e ".[$$extras,openvino,onnx,serve,ray]"
 	@touch $@
 
 demo: install
