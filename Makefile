@@ -12,6 +12,7 @@ help:
 	@echo "make demo   - install, then train and predict on the embedded synthetic dataset (offline)"
 	@echo "make test   - install, check notebooks and package are in sync, run every test"
 	@echo "make install - only create $(VENV) and install the package with its dev tools"
+	@echo "make scale  - single process vs Ray (1 and 2 local workers), projected to UCF101 and Kinetics-400 (~10 min, root)"
 	@echo "make robustness - bad input of every kind, 1,000 mutations, kill -9 trials, many property examples (tens of minutes)"
 
 # Installs the package in editable mode with the dev tools. TensorFlow comes from the `cpu`
@@ -21,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@if $(PY) -c "import tensorflow" 2>/dev/null; then extras=dev; else extras=cpu,dev; fi; \
-	  echo "pip install -e .[$$extras,openvino,onnx,serve]"; $(PY) -m pip install -q -e ".[$$extras,openvino,onnx,serve]"
+	  echo "pip install -e .[$$extras,openvino,onnx,serve,ray]"; $(PY) -m pip install -q -e ".[$$extras,openvino,onnx,serve,ray]"
 	@touch $@
 
 demo: install
@@ -69,6 +70,13 @@ docs-browser:
 # Only the docs: build the site and load every page in the browser (make test runs this test too).
 docs-test: docs docs-browser
 	$(BIN)/pytest -q tests/test_docs.py
+
+# Extraction at scale (the Ray chapter): the single process against Ray with 1 and 2 local workers, TensorFlow and
+# OpenVINO int8, and a projection to full UCF101 and Kinetics-400. Needs root (each run is in a loopback-only network
+# namespace); about 10 minutes on 2 cores. Writes bench/results/scale.md, which the Ray chapter includes: commit it.
+.PHONY: scale
+scale: install
+	$(PY) bench/scale.py --out bench/results/scale.md
 
 # Feature extraction side by side (the tutorial's loop, ours, its bounds, faster runtimes), then what each
 # runtime and precision costs in accuracy on the real clips, then the timeline of 10- and 40-minute videos (about
