@@ -4,7 +4,7 @@ The features equal the single-process `extract_to_store`'s, a rerun rewrites onl
 a worker killed with SIGKILL in the middle of a shard has its shard redone: the store ends complete and identical.
 One cluster serves the three tests (tests/_ray_job.py drives it); about two minutes on two busy cores.
 """
-import json, sys
+import json, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +65,16 @@ def test_killed_worker_shard_is_redone(job):
     assert out["missing_at_kill"], "the kill came after the extraction"
     assert not killed.missing_shards()
     assert same(killed, plain)
+
+
+def test_the_command_extracts_on_the_cluster(tmp_path):
+    "`video-classifier extract --store DIR --ray auto` inside the namespace, beside a 2-node cluster: the plain command's features."
+    data = make_synthetic_dataset(tmp_path/"data", videos_per_class=2, test_per_class=1, classes=SYNTHETIC_CLASSES[:2])
+    command = [str(Path(sys.executable).parent/"video-classifier"), "extract", str(data), "--split", "all", "--backbone", "mobilenet",
+               "--alpha", "0.25", "--weights", "none", "--img-size", "64", "--seq-len", str(T), "--shard-size", "2", "--cache-dir", str(tmp_path/"cache")]
+    on_ray = loopback_run([*command, "--store", str(tmp_path/"ray"), "--ray", "auto", "--workers", "2"], capture_output=True, text=True, timeout=600)
+    assert on_ray.returncode == 0, on_ray.stderr[-3000:]
+    assert "6 clips" in on_ray.stdout and "3 shards, 2 Ray workers" in on_ray.stdout, on_ray.stdout
+    plain = subprocess.run([*command, "--store", str(tmp_path/"plain")], capture_output=True, text=True, timeout=600)
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert same(FeatureStore.open(tmp_path/"ray"), FeatureStore.open(tmp_path/"plain"))

@@ -160,33 +160,42 @@ def extract(
     skip_bad: bool = False,  # Leave out clips that cannot be read (with a warning) instead of stopping
     store: str = None,  # Write the features into a feature store in this folder (resumable); with --split all, `train --store` trains from it
     shard_size: int = None,  # With --store: clips per shard, the unit written at once and resumed (default 256; an existing store keeps its own)
+    ray: str = None,  # With --store: extract on a Ray cluster: its address (host:port), auto ($RAY_ADDRESS) or local (start Ray here)
+    workers: int = 1,  # With --ray: Ray workers, each holding one CNN
     **kwargs,
 ):
-    "Compute the features of a dataset's clips into the cache, or a feature store, and print frames per second."
-    _one_of("split", split, ("train", "test", "all")); _at_least(1, shard_size=shard_size)
+    "Compute the features of a dataset's clips into the cache, or a feature store (on a Ray cluster too), and print frames per second."
+    _one_of("split", split, ("train", "test", "all")); _at_least(1, shard_size=shard_size, workers=workers)
+    if ray and not store: raise CliError("--ray writes into a feature store: add --store DIR, a folder every Ray node can reach")
     settings, cache, (seq_len, sampling) = _feature_settings(**kwargs), _cache_dir(**kwargs), _frames(**kwargs)
     import pandas as pd
     from video_classifier.data import class_names
     from video_classifier.datasets import dataset_splits, describe_dataset, read_dataset
     from video_classifier.features import dataset_features
     from video_classifier.pipeline import calibrated_extractor
+    from video_classifier.store import extract_to_store
     reading = _reading(**kwargs)
     df = read_dataset(data_dir, reading.pop("layout"), split=reading.pop("official_split"), **reading, check=False)
     print(describe_dataset(df))
     train_df, test_df = dataset_splits(df)
     clips = pd.concat([train_df, test_df], ignore_index=True) if split == "all" else df[df.split == split]  # train then test, as `train` stores them
-    extractor, _ = calibrated_extractor(settings, df.path[df.split == "train"] if (df.split == "train").any() else df.path, cache, keep=0)
-    start, vocab, on_error = time.perf_counter(), class_names(df), "skip" if skip_bad else "raise"
+    vocab, on_error, frames = class_names(df), "skip" if skip_bad else "raise", dict(max_seq_length=seq_len, sampling=sampling)
+    start = time.perf_counter()
+    if ray:  # the extractor is built by the Ray call, once in this process and once per worker
+        from video_classifier.distributed import extract_to_store_ray
+        fs = extract_to_store_ray(clips, store, settings, vocab, **frames, shard_size=shard_size, address=ray, workers=workers, cache_dir=cache)
+    else:
+        extractor, _ = calibrated_extractor(settings, train_df.path if len(train_df) else df.path, cache, keep=0)
+        start = time.perf_counter()
+        fs = store and extract_to_store(clips, store, extractor, vocab, **frames, shard_size=shard_size)
     if store:
-        from video_classifier.store import extract_to_store
-        fs = extract_to_store(clips, store, extractor, vocab, max_seq_length=seq_len, sampling=sampling, shard_size=shard_size)
         (_, masks), _, kept = fs.dataset(on_error=on_error)
-        where = f"store: {store}, {fs.num_shards} shard{'s' * (fs.num_shards != 1)}"
+        where = f"store: {store}, {fs.num_shards} shard{'s' * (fs.num_shards != 1)}" + (f", {workers} Ray worker{'s' * (workers != 1)}" if ray else "")
     else:
         (_, masks), _, kept = dataset_features(clips, extractor, vocab, seq_len, sampling, cache_dir=cache, on_error=on_error)
         where = f"cache: {cache}"
-    secs, frames = time.perf_counter() - start, int(np.asarray(masks).sum())
-    print(f"{len(kept)} clips, {frames} frames in {secs:.1f} s: {frames/secs:.1f} frames/s ({settings['runtime']} {settings['precision']}; {where})")
+    secs, n_frames = time.perf_counter() - start, int(np.asarray(masks).sum())
+    print(f"{len(kept)} clips, {n_frames} frames in {secs:.1f} s: {n_frames/secs:.1f} frames/s ({settings['runtime']} {settings['precision']}; {where})")
 
 # %% ../nbs/09_cli.ipynb #dacde0a8
 @delegates(_feature_options)
