@@ -23,6 +23,12 @@ def inodes(store: FeatureStore) -> dict[int, int]:
     return {k: store._shard_dir(k).stat().st_ino for k in range(store.num_shards) if store.done(k)}
 
 
+def _ended(pid: str) -> bool:
+    "Whether process `pid` has ended: gone, or a zombie its parent has not reaped yet."
+    try: return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError: return True
+
+
 def kill_first_task(store_folder: Path, record: dict, stop: threading.Event):
     "SIGKILL the first Ray worker seen running a shard, recording its pid and the shards missing then."
     while not stop.is_set():
@@ -33,7 +39,7 @@ def kill_first_task(store_folder: Path, record: dict, stop: threading.Event):
                 record["missing_at_kill"] = FeatureStore.open(store_folder).missing_shards()
                 os.kill(int(pid), signal.SIGKILL)
                 record["killed"] = int(pid)
-                time.sleep(0.5); record["killed_gone"] = not Path(f"/proc/{pid}").exists()
+                time.sleep(0.5); record["killed_gone"] = _ended(pid)
                 return
         time.sleep(0.01)
 
@@ -56,9 +62,9 @@ def main(config: str):
     out["complete_after_rerun"] = not first.missing_shards()
     record, stop = {}, threading.Event()
     killer = threading.Thread(target=kill_first_task, args=(Path(c["killed"]), record, stop), daemon=True)
-    FeatureStore.create(c["killed"], df, first.class_vocab, first.settings, c["shard_size"])  # for the killer to watch
+    FeatureStore.create(c["killed"], df, first.class_vocab, first.settings, 1)  # a shard a clip: more shards to catch one running
     killer.start()
-    try: extract_to_store_ray(df, c["killed"], **kw)
+    try: extract_to_store_ray(df, c["killed"], **kw | dict(shard_size=1))
     finally: stop.set(); killer.join()
     out.update(record)
     ray.shutdown()

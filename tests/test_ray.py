@@ -61,7 +61,7 @@ def test_rerun_rewrites_only_missing_shards(job):
 
 def test_killed_worker_shard_is_redone(job):
     plain, _, killed, out = job
-    assert out["killed_gone"], "the worker was not killed"
+    assert out.get("killed_gone"), f"no worker was seen running a shard and killed: {out}"
     assert out["missing_at_kill"], "the kill came after the extraction"
     assert not killed.missing_shards()
     assert same(killed, plain)

@@ -162,10 +162,11 @@ def extract(
     shard_size: int = None,  # With --store: clips per shard, the unit written at once and resumed (default 256; an existing store keeps its own)
     ray: str = None,  # With --store: extract on a Ray cluster: its address (host:port), auto ($RAY_ADDRESS) or local (start Ray here)
     workers: int = 1,  # With --ray: Ray workers, each holding one CNN
+    cpus_per_worker: int = 1,  # With --ray: CPUs each worker takes, and its TensorFlow threads (a whole machine's, for one worker per machine)
     **kwargs,
 ):
     "Compute the features of a dataset's clips into the cache, or a feature store (on a Ray cluster too), and print frames per second."
-    _one_of("split", split, ("train", "test", "all")); _at_least(1, shard_size=shard_size, workers=workers)
+    _one_of("split", split, ("train", "test", "all")); _at_least(1, shard_size=shard_size, workers=workers, cpus_per_worker=cpus_per_worker)
     if ray and not store: raise CliError("--ray writes into a feature store: add --store DIR, a folder every Ray node can reach")
     settings, cache, (seq_len, sampling) = _feature_settings(**kwargs), _cache_dir(**kwargs), _frames(**kwargs)
     import pandas as pd
@@ -173,19 +174,23 @@ def extract(
     from video_classifier.datasets import dataset_splits, describe_dataset, read_dataset
     from video_classifier.features import dataset_features
     from video_classifier.pipeline import calibrated_extractor
-    from video_classifier.store import extract_to_store
+    from video_classifier.store import extract_to_store, store_order
     reading = _reading(**kwargs)
     df = read_dataset(data_dir, reading.pop("layout"), split=reading.pop("official_split"), **reading, check=False)
     print(describe_dataset(df))
     train_df, test_df = dataset_splits(df)
-    clips = pd.concat([train_df, test_df], ignore_index=True) if split == "all" else df[df.split == split]  # train then test, as `train` stores them
+    clips = df if split == "all" else df[df.split == split]
+    if store: clips = store_order(clips)  # the order `train --store` keeps, whatever the split and seed
     vocab, on_error, frames = class_names(df), "skip" if skip_bad else "raise", dict(max_seq_length=seq_len, sampling=sampling)
+    calibration = train_df.path if len(train_df) else df.path  # int8 calibrates on training frames, as `train` does
     start = time.perf_counter()
     if ray:  # the extractor is built by the Ray call, once in this process and once per worker
         from video_classifier.distributed import extract_to_store_ray
-        fs = extract_to_store_ray(clips, store, settings, vocab, **frames, shard_size=shard_size, address=ray, workers=workers, cache_dir=cache)
+        try: fs = extract_to_store_ray(clips, store, settings, vocab, **frames, shard_size=shard_size, address=ray, workers=workers,
+                                       cpus_per_worker=cpus_per_worker, cache_dir=cache, calibration_paths=calibration)
+        except ConnectionError as e: raise CliError(f"--ray {ray}: no Ray cluster answered ({e})") from e
     else:
-        extractor, _ = calibrated_extractor(settings, train_df.path if len(train_df) else df.path, cache, keep=0)
+        extractor, _ = calibrated_extractor(settings, calibration, cache, keep=0)
         start = time.perf_counter()
         fs = store and extract_to_store(clips, store, extractor, vocab, **frames, shard_size=shard_size)
     if store:

@@ -64,11 +64,13 @@ def _shard_dataset(
             compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
             runtime_env=dict(env_vars=dict(OMP_NUM_THREADS=str(writer["threads"]))), max_restarts=retries, max_task_retries=retries)
 
-def _clips_done(store: FeatureStore) -> int:
-    "How many clips the store's finished shards hold."
-    return store.num_clips - sum(len(store.shard_clips(k)) for k in store.missing_shards())
-
 # %% ../nbs/15_ray.ipynb #f0d1eb05
+def _import_ray():
+    "The `ray` module, or an ImportError that says how to install it."
+    try: import ray
+    except ImportError as e: raise ImportError("Ray is not installed: pip install 'video_classifier[ray]'") from e
+    return ray
+
 def extract_to_store_ray(
     df: pd.DataFrame,  # Clips with `path` and `tag`, readable on every node
     folder: str | Path,  # The store's folder, shared by every node: created, or reopened to resume
@@ -83,22 +85,26 @@ def extract_to_store_ray(
     batch_size: int = 32,  # Frames per CNN call
     cache_dir: str | Path | None = None,  # Where converted runtime models are kept: shared, the workers load the driver's conversion
     retries: int = 2,  # Times Ray restarts a killed worker and retries its shard
+    calibration_paths: Sequence[str] | None = None,  # Clips whose frames calibrate an int8 runtime (the training clips, as `train` takes them); None: df's
     progress: bool = True,  # Show a progress bar over the clips
 ) -> FeatureStore:
     "`extract_to_store` on a Ray cluster: a pool of actors writes the missing shards into the shared store, with identical features."
-    import ray
     vocab = class_vocab if class_vocab is not None else class_names(df)
-    probe, frames = calibrated_extractor(extractor, df.path, cache_dir, keep=0)  # built once here for the store's settings
+    calibration = df.path if calibration_paths is None else calibration_paths  # the same frames as `train`'s: the same int8 model, one store
+    probe, frames = calibrated_extractor(extractor, calibration, cache_dir, keep=0)  # built once here for the store's settings
     store = FeatureStore.create(folder, df, vocab, store_settings(probe, max_seq_length, sampling), shard_size)
     del probe
     cache = None if cache_dir is None else str(Path(cache_dir).resolve())
     writer = dict(folder=str(store.folder.resolve()), extractor=dict(extractor, calibration_frames=frames, cache_dir=cache),
                   batch_size=batch_size, threads=cpus_per_worker, cwd=os.getcwd())
     if todo := store.missing_shards():
+        ray = _import_ray()
         started = not ray.is_initialized()
-        if started: ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        if started:  # a local Ray listens on this machine's address: run it in `loopback_run`'s namespace, or on a trusted network
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports, whoever starts the cluster
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR", include_dashboard=False)
         try:
-            with tqdm(total=store.num_clips, initial=_clips_done(store), unit="clip", disable=not progress,
+            with tqdm(total=store.num_clips, initial=store.clips_done(), unit="clip", disable=not progress,
                       desc=f"features to store, {workers} Ray worker{'s'*(workers > 1)}") as bar:
                 for row in _shard_dataset(todo, writer, workers, retries).iter_rows(): bar.update(row["clips"])
         finally:

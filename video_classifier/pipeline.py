@@ -21,7 +21,7 @@ from .frames import typical_duration
 from .model import SEQUENCE_MODELS, Evaluation, evaluate_model
 from .predict import VideoClassifier, check_save_folder
 from .runtimes import PRECISIONS, RUNTIMES, make_extractor, sample_calibration_frames
-from .store import extract_to_store
+from .store import extract_to_store, store_order
 from .train import fit_sequence_model
 
 # %% auto #0
@@ -109,8 +109,8 @@ def _split_features(
 ) -> list[tuple]:  # [(data, labels, rows read) of the training clips, the same of the test clips]
     "The features of both splits: in memory (cached clip by clip), or in a feature store on disk, read lazily while training."
     if store_dir is None: return [dataset_features(df, extractor, vocab, cache_dir=cache_dir, on_error=on_error, **frames) for df in (train_df, test_df)]
-    store = extract_to_store(pd.concat([train_df, test_df], ignore_index=True), store_dir, extractor, vocab, **frames)
-    return [store.dataset(rows, on_error) for rows in (np.arange(len(train_df)), np.arange(len(train_df), store.num_clips))]
+    store = extract_to_store(store_order(pd.concat([train_df, test_df])), store_dir, extractor, vocab, **frames)  # one store for any split
+    return [store.dataset(store.rows_of(df.path), on_error) for df in (train_df, test_df)]
 
 # %% ../nbs/08_pipeline.ipynb #6f1422eb
 def train_classifier(

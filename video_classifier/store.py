@@ -21,7 +21,7 @@ from .frames import _check_options
 
 # %% auto #0
 __all__ = ['STORE_FORMAT', 'SHARD_SIZE', 'StoreError', 'store_settings', 'FeatureStore', 'ShardedArray', 'extract_shard',
-           'extract_to_store']
+           'extract_to_store', 'store_order']
 
 # %% ../nbs/14_store.ipynb #ab4b8dba
 STORE_FORMAT = 1  # Version of the folder layout below; a store of another version is refused
@@ -128,6 +128,9 @@ class FeatureStore:
     def missing_shards(self) -> list[int]:
         "The shards still to extract."
         return [k for k in range(self.num_shards) if not self.done(k)]
+    def clips_done(self) -> int:
+        "How many clips the finished shards hold."
+        return self.num_clips - sum(len(self.shard_clips(k)) for k in self.missing_shards())
 
 # %% ../nbs/14_store.ipynb #c9a40f6e
 def _shard_digest(features: np.ndarray, masks: np.ndarray, ok: np.ndarray) -> str:
@@ -304,9 +307,26 @@ def extract_to_store(
     vocab = class_vocab if class_vocab is not None else class_names(df)
     store = FeatureStore.create(folder, df, vocab, store_settings(feature_extractor, max_seq_length, sampling), shard_size)
     todo = store.missing_shards()
-    done = store.num_clips - sum(len(store.shard_clips(k)) for k in todo)
-    with tqdm(total=store.num_clips, initial=done, unit="clip", desc="features to store", disable=not progress) as bar:
+    with tqdm(total=store.num_clips, initial=store.clips_done(), unit="clip", desc="features to store", disable=not progress) as bar:
         for k in todo:
             if not store.done(k): extract_shard(store, k, feature_extractor, batch_size)  # another writer may have done it meanwhile
             bar.update(len(store.shard_clips(k)))
     return store
+
+# %% ../nbs/14_store.ipynb #87ab7001
+def store_order(
+    clips: pd.DataFrame,  # Clips with `path`: a whole dataset, or some of its splits
+) -> pd.DataFrame:
+    "The clips in the order a store keeps them, by path: every split and seed of one dataset then shares one store."
+    return clips.sort_values("path", kind="stable", ignore_index=True)
+
+@patch
+def rows_of(
+    self: FeatureStore,
+    paths: Sequence[str],  # Paths of clips in the store, in any order
+) -> np.ndarray:
+    "The store's row of each of `paths`, in their order (for `dataset`); a StoreError names the first clip it lacks."
+    paths = [str(p) for p in paths]
+    rows = pd.Index(self.clips.path.astype(str)).get_indexer(paths)
+    if (rows < 0).any(): raise StoreError(f"{self.folder}: no clip {paths[int(np.flatnonzero(rows < 0)[0])]} in this store (made for other clips)")
+    return rows
