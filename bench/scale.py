@@ -51,9 +51,8 @@ class PeakMemory:
 def child(c: dict) -> dict:
     "One configuration, in this process: extract the clips into a new store; times, frames, memory."
     import pandas as pd
-    from video_classifier.data import class_names
     from video_classifier.pipeline import calibrated_extractor
-    from video_classifier.store import FeatureStore, extract_to_store, store_settings
+    from video_classifier.store import extract_to_store
     memory, begin = PeakMemory(), time.perf_counter()
     paths = json.loads(Path(c["workdir"], "paths.json").read_text())
     df = pd.DataFrame(dict(video_name=[Path(p).name for p in paths], tag=[Path(p).name.split("_")[1] for p in paths], path=paths))
@@ -73,13 +72,11 @@ def child(c: dict) -> dict:
         wall = start - begin
     else:
         import ray
-        from video_classifier.distributed import _shard_dataset
+        from video_classifier.distributed import _shard_dataset, _store_and_writer
         ray.init(num_cpus=c["cores"], include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         time.sleep(3); out["ray_idle_mb"] = PeakMemory.now() - _own_pss()  # Ray's own processes, before any work
-        probe, frames = calibrated_extractor(c["settings"], paths, cache, keep=0)  # as `extract_to_store_ray` does
-        store = FeatureStore.create(folder, df, class_names(df), store_settings(probe, c["T"], "uniform"), c["shard_size"])
-        writer = dict(folder=str(folder), extractor=dict(c["settings"], calibration_frames=frames, cache_dir=cache),
-                      batch_size=c["batch_size"], threads=c["cores"]//c["workers"], cwd=os.getcwd())
+        store, writer = _store_and_writer(df, folder, c["settings"], None, c["T"], "uniform", c["shard_size"], c["batch_size"], cache,
+                                          c["cores"]//c["workers"], None)  # what `extract_to_store_ray` does, its shards timed one by one
         rows = list(_shard_dataset(store.missing_shards(), writer, c["workers"], retries=2).iter_rows())
         busy = {}
         for r in rows: busy[r["pid"]] = busy.get(r["pid"], 0.0) + r["seconds"]
@@ -165,7 +162,7 @@ def projection(a, results: dict) -> str:
     "The projected time and cost of full UCF101 and Kinetics-400 on N workers like the one measured, with how it is obtained."
     plain_decode = results.get(("tf", 0)) or next(r for (p, w), r in results.items() if w == 0)
     decode_per_clip_s = plain_decode["decode_s"]/plain_decode["clips"]/a.seconds  # decoding seconds per second of video
-    lines, rows = [], []
+    rows = []
     for path in a.paths.split(","):
         one = results[(path, 1)]  # a Ray worker with every core of this machine: the unit projected
         per_clip = one["extraction_s"]/one["clips"]

@@ -169,7 +169,6 @@ def extract(
     _one_of("split", split, ("train", "test", "all")); _at_least(1, shard_size=shard_size, workers=workers, cpus_per_worker=cpus_per_worker)
     if ray and not store: raise CliError("--ray writes into a feature store: add --store DIR, a folder every Ray node can reach")
     settings, cache, (seq_len, sampling) = _feature_settings(**kwargs), _cache_dir(**kwargs), _frames(**kwargs)
-    import pandas as pd
     from video_classifier.data import class_names
     from video_classifier.datasets import dataset_splits, describe_dataset, read_dataset
     from video_classifier.features import dataset_features

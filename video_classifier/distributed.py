@@ -71,6 +71,19 @@ def _import_ray():
     except ImportError as e: raise ImportError("Ray is not installed: pip install 'video_classifier[ray]'") from e
     return ray
 
+def _store_and_writer(
+    df: pd.DataFrame, folder: str | Path, extractor: dict, class_vocab: Sequence[str] | None, max_seq_length: int, sampling: str,
+    shard_size: int | None, batch_size: int, cache_dir: str | Path | None, threads: int, calibration_paths: Sequence[str] | None,
+) -> tuple[FeatureStore, dict]:  # the store, and the keyword arguments of its `ShardWriter`s
+    "Create or reopen the store (its settings need the extractor, built once here) and say how workers rebuild that extractor."
+    vocab = class_vocab if class_vocab is not None else class_names(df)
+    calibration = df.path if calibration_paths is None else calibration_paths  # the same frames as `train`'s: the same int8 model, one store
+    probe, frames = calibrated_extractor(extractor, calibration, cache_dir, keep=0)
+    store = FeatureStore.create(folder, df, vocab, store_settings(probe, max_seq_length, sampling), shard_size)
+    cache = None if cache_dir is None else str(Path(cache_dir).resolve())
+    return store, dict(folder=str(store.folder.resolve()), extractor=dict(extractor, calibration_frames=frames, cache_dir=cache),
+                       batch_size=batch_size, threads=threads, cwd=os.getcwd())
+
 def extract_to_store_ray(
     df: pd.DataFrame,  # Clips with `path` and `tag`, readable on every node
     folder: str | Path,  # The store's folder, shared by every node: created, or reopened to resume
@@ -89,14 +102,8 @@ def extract_to_store_ray(
     progress: bool = True,  # Show a progress bar over the clips
 ) -> FeatureStore:
     "`extract_to_store` on a Ray cluster: a pool of actors writes the missing shards into the shared store, with identical features."
-    vocab = class_vocab if class_vocab is not None else class_names(df)
-    calibration = df.path if calibration_paths is None else calibration_paths  # the same frames as `train`'s: the same int8 model, one store
-    probe, frames = calibrated_extractor(extractor, calibration, cache_dir, keep=0)  # built once here for the store's settings
-    store = FeatureStore.create(folder, df, vocab, store_settings(probe, max_seq_length, sampling), shard_size)
-    del probe
-    cache = None if cache_dir is None else str(Path(cache_dir).resolve())
-    writer = dict(folder=str(store.folder.resolve()), extractor=dict(extractor, calibration_frames=frames, cache_dir=cache),
-                  batch_size=batch_size, threads=cpus_per_worker, cwd=os.getcwd())
+    store, writer = _store_and_writer(df, folder, extractor, class_vocab, max_seq_length, sampling, shard_size, batch_size, cache_dir,
+                                      cpus_per_worker, calibration_paths)
     if todo := store.missing_shards():
         ray = _import_ray()
         started = not ray.is_initialized()

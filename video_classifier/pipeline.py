@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import keras
-import numpy as np
 import pandas as pd
 
 from .data import DatasetError, class_names

@@ -122,6 +122,10 @@ class FeatureStore:
         "The rows of the clips table in shard `k`."
         if not 0 <= k < self.num_shards: raise IndexError(f"{self.folder}: no shard {k} (the store has {self.num_shards})")
         return self.clips.iloc[k*self.shard_size:(k + 1)*self.shard_size]
+    def shard_shapes(self, k: int) -> dict[str, tuple]:
+        "The shape of each array of shard `k`: features (n, T, D), masks (n, T), ok (n,)."
+        n, s = len(self.shard_clips(k)), self.settings
+        return dict(features=(n, s["max_seq_length"], s["dim"]), masks=(n, s["max_seq_length"]), ok=(n,))
     def done(self, k: int) -> bool:
         "Whether shard `k` is written (a shard folder that exists is complete)."
         return self._shard_dir(k).is_dir()
@@ -149,9 +153,8 @@ def write_shard(
     errors: dict[int, str],  # Row in the shard (0 to n-1) -> why it could not be read
 ):
     "Write shard `k` atomically: into a temporary folder beside it, each file fsynced, then renamed into place."
-    n, s = len(self.shard_clips(k)), self.settings
     features, masks, ok = np.asarray(features, np.float32), np.asarray(masks, bool), np.asarray(ok, bool)
-    want = dict(features=(n, s["max_seq_length"], s["dim"]), masks=(n, s["max_seq_length"]), ok=(n,))
+    want = self.shard_shapes(k)
     for name, a in dict(features=features, masks=masks, ok=ok).items():
         if a.shape != want[name]: raise StoreError(f"{self.folder}: shard {k}: {name} of shape {a.shape}, the store expects {want[name]}")
     final = self._shard_dir(k)
@@ -159,7 +162,7 @@ def write_shard(
     tmp.mkdir()
     try:
         for name, a in dict(features=features, masks=masks, ok=ok).items(): _write_durably(tmp/f"{name}.npy", lambda f: np.save(f, a))
-        meta = dict(rows=n, digest=_shard_digest(features, masks, ok))
+        meta = dict(rows=len(ok), digest=_shard_digest(features, masks, ok))
         _write_durably(tmp/"errors.json", lambda f: f.write(json.dumps({str(i): str(m) for i, m in errors.items()}).encode()))
         _write_durably(tmp/"shard.json", lambda f: f.write(json.dumps(meta).encode()))
         _fsync_dir(tmp)
@@ -216,8 +219,7 @@ def _shard_array(self: FeatureStore, k: int, name: str) -> np.ndarray:
     f = self._shard_dir(k)/f"{name}.npy"
     try: a = np.load(f, mmap_mode="r")
     except (OSError, ValueError) as e: raise StoreError(f"{f}: unreadable shard file ({type(e).__name__}: {e}); delete its folder to extract it again") from e
-    s, n = self.settings, len(self.shard_clips(k))
-    want = dict(features=(n, s["max_seq_length"], s["dim"]), masks=(n, s["max_seq_length"]), ok=(n,))[name]
+    want = self.shard_shapes(k)[name]
     if a.shape != want: raise StoreError(f"{f}: shape {a.shape}, the store expects {want}; delete its folder to extract it again")
     return a
 
