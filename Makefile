@@ -57,8 +57,9 @@ pytest: install
 
 test: install check-sync nbtest docs docs-browser pytest
 
-# The docs site, offline: nbdev's processing of the notebooks (as nbdev-docs does for Quarto), rendered to
-# HTML in _docs/ by tools/build_docs.py from the stored outputs (nothing is executed but show_doc cells).
+# The docs site, offline, in _docs/: nbdev's processing of the notebooks (it runs the show_doc cells, nothing else
+# is executed), rendered from the stored outputs by nbconvert (tools/build_docs.py). CI checks it (docs-test, in
+# `make test` too) and .github/workflows/deploy.yaml publishes this very folder: the one docs site.
 .PHONY: docs docs-browser docs-test
 docs: install
 	$(PY) tools/build_docs.py
@@ -67,7 +68,8 @@ docs: install
 docs-browser:
 	bash tools/install_chromium.sh
 
-# Only the docs: build the site and load every page in the browser (make test runs this test too).
+# Only the docs: build the site and load every page in the browser (make test runs this test too; the deploy
+# workflow runs this target and publishes _docs/ when it passes).
 docs-test: docs docs-browser
 	$(BIN)/pytest -q tests/test_docs.py
 
