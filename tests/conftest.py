@@ -18,7 +18,7 @@ def chromium():
 
 @pytest.fixture(scope="session")
 def ffmpeg():
-    "Debian's ffmpeg, installed by tools/install_ffmpeg.sh when missing (as root): required as root or in CI, else the test skips."
+    "Debian's ffmpeg (tools/install_ffmpeg.sh installs it when missing, as root): needed as root or in CI, else a skip."
     import subprocess
     from pathlib import Path
     script = Path(__file__).resolve().parents[1]/"tools"/"install_ffmpeg.sh"

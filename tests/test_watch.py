@@ -3,7 +3,7 @@ any camera's would be): labels as `timeline` gives them on the same file, sane l
 comes back, a dead address, and the command's lines and JSONL on a file followed while ffmpeg writes it.
 
 Each stream plays in real time, so these tests take about as long as their clips: about a minute in all."""
-import json, os, signal, socket, subprocess, sys, threading, time
+import json, os, socket, subprocess, sys, threading, time
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +11,9 @@ import pytest
 
 SHARED = Path(os.environ.get("VIDEO_CLASSIFIER_SHARED", Path(__file__).resolve().parents[2]/"shared"))
 UCF = SHARED/"data"/"clips"/"ucf101"
-CLASSES = {"ApplyEyeMakeup": UCF/"ApplyEyeMakeup"/"v_ApplyEyeMakeup_g01_c01.avi", "Shotput": UCF/"Shotput"/"v_Shotput_g05_c02.avi",
-           "HeadMassage": UCF/"HeadMassage"/"v_HeadMassage_g02_c05.avi"}  # real footage, all 320x240 at 25 fps
+CLASSES = {"ApplyEyeMakeup": UCF/"ApplyEyeMakeup"/"v_ApplyEyeMakeup_g01_c01.avi",  # real footage, all 320x240 at 25 fps
+           "Shotput": UCF/"Shotput"/"v_Shotput_g05_c02.avi",
+           "HeadMassage": UCF/"HeadMassage"/"v_HeadMassage_g02_c05.avi"}
 WEIGHTS = SHARED/"weights"/"mobilenet_2_5_224_tf_no_top.h5"
 pytestmark = pytest.mark.skipif(not all(p.exists() for p in CLASSES.values()) or not WEIGHTS.exists(),
                                 reason=f"real clips or weights not found under {SHARED} (../shared is absent)")
@@ -31,8 +32,9 @@ def _listening(port: int) -> bool:
 
 def _serve(ffmpeg: str, clip: Path, port: int) -> subprocess.Popen:
     "ffmpeg serving `clip` at its frame rate as MPEG-TS over HTTP on 127.0.0.1:`port`, to one client; once it listens."
-    proc = subprocess.Popen([ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", str(clip), "-f", "mpegts", "-listen", "1",
-                             f"http://127.0.0.1:{port}/live.ts"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", str(clip), "-f", "mpegts", "-listen", "1",
+               f"http://127.0.0.1:{port}/live.ts"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while not _listening(port):
         assert proc.poll() is None and time.monotonic() < deadline, "ffmpeg did not start listening"
@@ -47,7 +49,7 @@ def _stop(proc: subprocess.Popen):
 
 @pytest.fixture(scope="module")
 def clf(tmp_path_factory):
-    "A classifier of the three real clips (windows of 2 s cut all along each), on the small pretrained MobileNet at 96 px."
+    "A classifier of the three real clips (2 s windows cut all along each), on the small pretrained MobileNet at 96 px."
     from video_classifier.features import build_feature_extractor
     from video_classifier.frames import load_video
     from video_classifier.predict import VideoClassifier
@@ -57,7 +59,9 @@ def clf(tmp_path_factory):
     X, y = [], []
     for i, label in enumerate(vocab):
         f = ex.predict(load_video(CLASSES[label], resize=(96, 96)), batch_size=64, verbose=0)
-        for start in range(0, len(f) - (T - 1) * STEP, 2): X.append(f[start:start + (T - 1) * STEP + 1:STEP]); y.append(i)
+        for start in range(0, len(f) - (T - 1) * STEP, 2):
+            X.append(f[start:start + (T - 1) * STEP + 1:STEP])
+            y.append(i)
     data, y = (np.stack(X), np.ones((len(X), T), bool)), np.array(y)
     exp = run_experiment(data, y, data, y, vocab, epochs=30, batch_size=16, progress=False)
     return VideoClassifier(exp.model, vocab, settings, feature_extractor=ex, clip_seconds=2.0)
@@ -89,10 +93,10 @@ def test_a_stream_is_labelled_as_timeline_labels_the_file(clf, two_actions, ffmp
     assert len(decisions) >= len(windows) - 2 and all(abs(d.time - (w.end - 1 / FPS)) < 0.05 for d, w in matched), \
         ([d.time for d in decisions], ends)  # the same windows: same frames, same times
     agree = np.mean([d.label == w.label for d, w in matched])
-    assert agree >= 0.9, [(d.time, d.label, w.label) for d, w in matched]  # the stream is re-encoded: a close call may flip
+    assert agree >= 0.9, [(d.time, d.label, w.label) for d, w in matched]  # re-encoded: a close call may flip
     by_segment = {}
     for d in decisions: by_segment.setdefault("ApplyEyeMakeup" if d.time < 164 / FPS else "Shotput", []).append(d.label)
-    for truth, labels in by_segment.items():  # per segment of the video, the majority label is right, as in the timeline
+    for truth, labels in by_segment.items():  # in each part of the video, the majority label is right
         assert max(set(labels), key=labels.count) == truth, by_segment
     latency = np.array([d.latency for d in decisions])
     assert (latency > 0).all() and np.median(latency) < 0.5 and latency.max() < 2, latency
@@ -116,15 +120,15 @@ def test_a_stream_that_drops_and_comes_back_is_followed(clf, ffmpeg):
     assert counts.reconnects == 1 and "did not come back within 6 s" in counts.ended, counts
     assert np.all(np.diff(times) > 0), times
     gap = int(np.argmax(np.diff(times)))
-    assert gap == 2 and np.diff(times)[gap] > 1 + 1.92, times  # the outage, then a whole new window before the next decision
+    assert gap == 2 and np.diff(times)[gap] > 1 + 1.92, times  # the outage, then a whole new window before a decision
     assert len(decisions) - 3 >= 5, times  # the second stream (5.2 s) is labelled too
     assert all(d.label == "Shotput" for d in decisions[3:]), [(d.time, d.label) for d in decisions]
 
 
 def _command(*args, timeout=90) -> subprocess.CompletedProcess:
     "The installed `video-classifier` command, run as a user runs it."
-    return subprocess.run([str(Path(sys.executable).parent/"video-classifier"), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+    command = [str(Path(sys.executable).parent/"video-classifier"), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
 def test_a_dead_address_is_one_line_and_exit_1(clf, tmp_path):
@@ -132,31 +136,36 @@ def test_a_dead_address_is_one_line_and_exit_1(clf, tmp_path):
     port = _free_port()  # nothing listens there
     out = _command("watch", tmp_path/"clf", f"http://127.0.0.1:{port}/live.ts")
     assert out.returncode == 1, out
-    assert out.stderr.strip() == f"video-classifier watch: http://127.0.0.1:{port}/live.ts: cannot open the stream (nothing answered " \
-                                 "within 5 s, or it is no video)", out.stderr
+    said = (f"video-classifier watch: http://127.0.0.1:{port}/live.ts: cannot open the stream "
+            "(nothing answered within 5 s, or it is no video)")
+    assert out.stderr.strip() == said, out.stderr
     assert out.stdout == ""
 
 
 def test_the_command_follows_a_file_being_written(clf, ffmpeg, tmp_path):
-    "ffmpeg records a clip at real time into a file; `watch --follow` labels it as it grows, prints a line a decision, writes JSONL."
+    "ffmpeg records a clip at real time into a file; `watch --follow` labels it as it grows: a line a decision, JSONL."
     clf.save(tmp_path/"clf")
     recording = tmp_path/"recording.ts"
-    writer = subprocess.Popen([ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", str(CLASSES["HeadMassage"]), "-t", "6",
-                               "-f", "mpegts", "-flush_packets", "1", str(recording)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", str(CLASSES["HeadMassage"]), "-t", "6",
+               "-f", "mpegts", "-flush_packets", "1", str(recording)]
+    writer = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while not recording.exists() or recording.stat().st_size < 50_000: time.sleep(0.05)  # recording has begun
         begun = time.monotonic()
-        out = _command("watch", tmp_path/"clf", recording, "--follow", "--reconnect", "2", "--stride", "1", "--top-k", "2",
-                       "--jsonl", tmp_path/"decisions.jsonl")
+        out = _command("watch", tmp_path/"clf", recording, "--follow", "--reconnect", "2", "--stride", "1",
+                       "--top-k", "2", "--jsonl", tmp_path/"decisions.jsonl")
         seconds = time.monotonic() - begun
     finally: _stop(writer)
     assert out.returncode == 0, out.stderr
-    lines, records = out.stdout.splitlines(), [json.loads(l) for l in (tmp_path/"decisions.jsonl").read_text().splitlines()]
+    lines = out.stdout.splitlines()
+    records = [json.loads(line) for line in (tmp_path/"decisions.jsonl").read_text().splitlines()]
     assert seconds > 6 and len(records) >= 3, (seconds, out.stdout)  # it waited for the frames as they were written
-    assert len(lines) == len(records) + 1 and lines[-1].startswith(f"{recording}: end of the file: {len(records)} decisions; 150 frames read"), lines
+    assert len(lines) == len(records) + 1, lines
+    assert lines[-1].startswith(f"{recording}: end of the file: {len(records)} decisions; 150 frames read"), lines
     for line, r in zip(lines, records):
         assert {"time", "label", "probability", "latency", "top_k", "frames", "dropped"} <= set(r), r
         assert [t["label"] for t in r["top_k"]][0] == r["label"] and len(r["top_k"]) == 2 and 0 < r["latency"] < 2, r
-        assert line.split()[:4] == [f"{r['time']:.2f}", "s", r["label"], f"{r['probability']:.0%}"] and "latency" in line, (line, r)
+        assert line.split()[:4] == [f"{r['time']:.2f}", "s", r["label"], f"{r['probability']:.0%}"], (line, r)
+        assert "latency" in line, line
     assert [r["label"] for r in records].count("HeadMassage") >= len(records) - 1, records
     assert out.stderr == "", out.stderr  # FFmpeg's and OpenCV's messages silenced

@@ -1,4 +1,4 @@
-"""Label a live source as it plays: a camera, a stream or a file at its frame rate, one decision every few seconds on the last few.
+"""Label a live source as it plays: a camera, a stream or a file at its frame rate, a decision every few seconds.
 
 Docs: https://video-classifier.github.io/video_classifier/watch.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://video-classifier.github.io/video_classifier/watch.html.md"""
 
 # %% ../nbs/17_watch.ipynb #f3ad477f
 from __future__ import annotations
-import math, os, queue, threading, time
+import math, os, queue, threading, time, warnings
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,18 +71,18 @@ def _square(
 def warm_up(
     classifier: VideoClassifier,  # Its CNN and sequence model are run once on zeros
 ):
-    "Run the CNN on one frame and the sequence model on one window, so that the first decision is not slowed by tracing."
+    "Run the CNN on one frame and the sequence model on one window: the first decision is then not slowed by tracing."
     S, T = classifier.img_size, classifier.max_seq_length
     features = np.asarray(classifier.feature_extractor.predict_on_batch(np.zeros((1, S, S, 3), np.uint8)))
     classifier.model.predict_on_batch(list(pad_features([features], T, features.shape[1])))
 
 class RollingClassifier:
-    "Decisions over a stream of (RGB frame, time) pairs: each kept frame through the CNN once, windows over its last T features."
+    "Decisions on a stream of (RGB frame, time) pairs: each kept frame through the CNN once, windows of the last T."
     def __init__(self,
                  classifier: VideoClassifier,  # A trained classifier (any runtime)
                  window: float | None = None,  # Seconds a window spans; None: as a training clip (see `default_window`)
                  stride: float | None = None,  # Seconds from one decision to the next; None: half a window
-                 fps: float | None = None,  # The source's frame rate, to put kept frames on whole frames; None: FALLBACK_FPS
+                 fps: float | None = None,  # The source's frame rate (kept frames fall on whole frames); None: 25
                  top_k: int | None = 3):  # Classes each decision ranks; None: all
         plan = window_plan(classifier, fps or FALLBACK_FPS, window, stride)
         self.classifier, self.top_k, self.T = classifier, top_k, plan.size
@@ -92,7 +92,8 @@ class RollingClassifier:
         warm_up(classifier)
 
     def __repr__(self):
-        return f"RollingClassifier(T={self.T}, a frame every {self.interval:.3f} s, window {self.window:.2f} s, stride {self.stride:.2f} s)"
+        every = f"a frame every {self.interval:.3f} s, window {self.window:.2f} s, stride {self.stride:.2f} s"
+        return f"RollingClassifier(T={self.T}, {every})"
 
 # %% ../nbs/17_watch.ipynb #b4e07158
 @patch
@@ -113,7 +114,8 @@ def add(self: RollingClassifier,
     "Take the next frame; return a decision when one is due, else None."
     arrival = time.monotonic() if arrival is None else arrival
     if not self.grid.keep(t): return None
-    features = np.asarray(self.classifier.feature_extractor.predict_on_batch(_square(frame, self.classifier.img_size)[None]))[0]
+    square = _square(frame, self.classifier.img_size)[None]
+    features = np.asarray(self.classifier.feature_extractor.predict_on_batch(square))[0]
     self.ring.append((t, features))
     while self.ring[0][0] < t - 2 * self.window: self.ring.popleft()  # after an outage: no stale frames in a window
     if len(self.ring) < self.T: self.due = None; return None  # not a whole window yet
@@ -155,13 +157,15 @@ def open_source(
         with _FFmpegOptions(dict(follow=1, rw_timeout=ms * 1000)):  # FFmpeg's file protocol waits at the end for more
             cap = cv2.VideoCapture(f"file:{Path(source).absolute()}", cv2.CAP_FFMPEG)
     elif kind == "camera": cap = cv2.VideoCapture(int(source))
-    else: cap = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+    else:
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        cap = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG, timeouts)
     if cap.isOpened(): return cap
     cap.release()
     if kind == "file":
         with _capture(source): pass  # names the problem as every chapter does: no such file, empty, not a video
-    what = dict(camera="no camera with this index", url=f"cannot open the stream (nothing answered within {timeout:g} s, or it is no video)",
-                file="OpenCV cannot open it as a video")[kind]
+    what = dict(camera="no camera with this index", file="OpenCV cannot open it as a video",
+                url=f"cannot open the stream (nothing answered within {timeout:g} s, or it is no video)")[kind]
     raise VideoError(f"{source}: {what}")
 
 # %% ../nbs/17_watch.ipynb #eb997a1c
@@ -216,7 +220,7 @@ def _live_frames(
     reconnect: float = 10.0,  # Seconds to retry a URL or camera that stopped sending
     max_seconds: float | None = None,  # Stop after this many seconds of stream
 ) -> Iterator[tuple[np.ndarray, float, float]]:
-    "Grab every frame of `cap` as it comes (a file at its frame rate); yield (RGB square frame, time, arrival) of the kept ones."
+    "Grab each frame of `cap` as it comes (a file at its frame rate); yield (RGB square, time, arrival) of kept ones."
     kind, fps = source_kind(source), cap.get(cv2.CAP_PROP_FPS) or FALLBACK_FPS
     clock, start, arrival = _Clock(kind, fps if 0 < fps < 1000 else FALLBACK_FPS), time.monotonic(), time.monotonic()
     try:
@@ -224,12 +228,18 @@ def _live_frames(
             if not cap.grab():
                 cap.release()
                 if kind == "file": counts.ended = "end of the file"; return
-                lost = time.monotonic()
+                warnings.warn(f"{source}: the stream stopped at {clock.last:.1f} s; trying again for {reconnect:g} s")
                 cap = _reopen(source, reconnect, stop)
-                if cap is None: counts.ended = f"the stream stopped and did not come back within {reconnect:g} s"; return
-                counts.reconnects += 1; clock.resume(time.monotonic() - arrival); continue
+                if cap is None:
+                    counts.ended = f"the stream stopped and did not come back within {reconnect:g} s"
+                    return
+                counts.reconnects += 1
+                clock.resume(time.monotonic() - arrival)
+                continue
             t = clock.tick(cap, time.monotonic())
-            if max_seconds is not None and t >= max_seconds: counts.ended = f"--max-seconds {max_seconds:g} reached"; return
+            if max_seconds is not None and t >= max_seconds:
+                counts.ended = f"--max-seconds {max_seconds:g} reached"
+                return
             if kind == "file" and stop.wait(max(0.0, start + t - time.monotonic())): return  # played at its frame rate
             arrival = time.monotonic(); counts.frames += 1
             if grid.keep(t):
@@ -275,18 +285,19 @@ def watch(
     window: float | None = None,  # Seconds a window spans; None: as a training clip (see `default_window`)
     stride: float | None = None,  # Seconds from one decision to the next; None: half a window
     top_k: int | None = 3,  # Classes each decision ranks; None: all
-    follow: bool = False,  # A file still being written: wait for new frames, until it has not grown for `reconnect` seconds
+    follow: bool = False,  # A file still being written: wait for new frames, until it has not grown for `reconnect` s
     reconnect: float = 10.0,  # Seconds to retry a stream that stopped sending before giving up
     max_seconds: float | None = None,  # Stop after this many seconds of stream; None: when the source ends
     max_lag: float = 1.0,  # Seconds of kept frames that may wait for the CNN; older ones are dropped
     counts: Counts | None = None,  # Filled in as the watch runs (frames, kept, dropped, reconnects, why it ended)
 ) -> Iterator[Decision]:
-    "Label a live source as it plays: a decision every `stride` seconds on the last `window` seconds, each frame through the CNN once."
+    "Label a live source as it plays: every `stride` s, a decision on the last `window` s of it."
     counts = Counts() if counts is None else counts
     warm_up(classifier)  # before the source opens: a live stream would pile up meanwhile
     cap = open_source(source, follow, timeout=reconnect if follow else 5.0)
     rolling = RollingClassifier(classifier, window, stride, cap.get(cv2.CAP_PROP_FPS) or None, top_k)
-    produce = lambda stop: _live_frames(cap, source, FrameGrid(rolling.interval), classifier.img_size, counts, stop, reconnect, max_seconds)
+    grid, size = FrameGrid(rolling.interval), classifier.img_size
+    produce = lambda stop: _live_frames(cap, source, grid, size, counts, stop, reconnect, max_seconds)
     for frame, t, arrival in _dropping(produce, max(2, math.ceil(max_lag / rolling.interval)), counts):
         decision = rolling.add(frame, t, arrival)
         if decision is not None: yield decision._replace(frames=counts.frames, dropped=counts.dropped)
