@@ -329,7 +329,8 @@ def _decision_line(d) -> str:
     "One decision as the line `watch` prints: time, the top classes, latency, and the frames dropped so far."
     others = ", ".join(f"{label} {p:.0%}" for label, p in d.top_k[1:])
     dropped = f", {d.dropped} dropped" if d.dropped else ""
-    return f"{d.time:8.2f} s  {d.label} {d.probability:.0%}" + (f"  ({others})" if others else "") + f"  latency {d.latency:.2f} s{dropped}"
+    others = f"  ({others})" if others else ""
+    return f"{d.time:8.2f} s  {d.label} {d.probability:.0%}{others}  latency {d.latency:.2f} s{dropped}"
 
 def _quiet_video(verbose: bool = False):
     "Silence FFmpeg's and OpenCV's messages (a refused connection, a damaged packet): the command says what matters."
@@ -341,19 +342,20 @@ def _quiet_video(verbose: bool = False):
 @delegates(_bundle_options)
 def watch(
     model_dir: str,  # A classifier saved by `train`
-    source: str,  # A camera index (0), a stream URL (rtsp://, http://, udp://...) or a video file, played at its frame rate
+    source: str,  # A camera index (0), a stream URL (rtsp://, http://, udp://...) or a video file (played at its fps)
     window: float = None,  # Seconds a window spans (default: the training clips' typical duration)
     stride: float = None,  # Seconds from one decision to the next (default: half a window)
     top_k: int = 3,  # Classes shown per decision
     jsonl: str = None,  # Also write each decision to this file, one JSON object a line
-    follow: bool = False,  # SOURCE is a file still being written: wait for new frames (until it has not grown for --reconnect s)
+    follow: bool = False,  # SOURCE is a file still being written: wait for new frames (until --reconnect s without any)
     reconnect: float = 10,  # Seconds to retry a stream that stopped sending before giving up
     max_seconds: float = None,  # Stop after this many seconds of stream
     **kwargs,
 ):
     "Label a live source as it plays (a camera, a stream URL, a file at its frame rate): a line per decision."
     for name, value in dict(window=window, stride=stride, reconnect=reconnect, max_seconds=max_seconds).items():
-        if value is not None and not 0 < value < float("inf"): raise CliError(f"--{name.replace('_', '-')} {value:g}: must be a positive number of seconds")
+        if value is not None and not 0 < value < float("inf"):
+            raise CliError(f"--{name.replace('_', '-')} {value:g}: must be a positive number of seconds")
     _at_least(1, top_k=top_k)
     _quiet_video(kwargs.get("verbose", False))
     clf = _load(model_dir, **kwargs)
@@ -368,8 +370,9 @@ def watch(
     except KeyboardInterrupt: counts.ended = "stopped (Ctrl-C)"
     finally:
         if out: out.close()
-    print(f"{source}: {counts.ended}: {decisions} decisions; {counts.frames} frames read, {counts.kept} for the CNN, {counts.dropped} dropped"
-          + (f", {counts.reconnects} reconnections" if counts.reconnects else ""))
+    read = f"{counts.frames} frames read, {counts.kept} for the CNN, {counts.dropped} dropped"
+    back = f", {counts.reconnects} reconnections" if counts.reconnects else ""
+    print(f"{source}: {counts.ended}: {decisions} decisions; {read}{back}")
     return counts
 
 # %% ../nbs/09_cli.ipynb #ad5245b2
