@@ -13,6 +13,7 @@ help:
 	@echo "make test   - install, check notebooks and package are in sync, run every test"
 	@echo "make install - only create $(VENV) and install the package with its dev tools"
 	@echo "make scale  - single process vs Ray (1 and 2 local workers), projected to UCF101 and Kinetics-400 (~10 min, root)"
+	@echo "make bench-live - watch on a live stream: latency, drops, CPU and memory over 10 min (~30 min, 2 cores)"
 	@echo "make robustness - bad input of every kind, 1,000 mutations, kill -9 trials, many property examples (tens of minutes)"
 
 # Installs the package in editable mode with the dev tools. TensorFlow comes from the `cpu`
@@ -55,7 +56,7 @@ nbtest: install
 pytest: install
 	$(BIN)/pytest -q tests/
 
-test: install check-sync nbtest docs docs-browser pytest
+test: install check-sync nbtest docs docs-browser live-ffmpeg pytest
 
 # The docs site, offline, in _docs/: nbdev's processing of the notebooks (it runs the show_doc cells, nothing else
 # is executed), rendered from the stored outputs by nbconvert (tools/build_docs.py). CI checks it (docs-test, in
@@ -72,6 +73,18 @@ docs-browser:
 # workflow runs this target and publishes _docs/ when it passes).
 docs-test: docs docs-browser
 	$(BIN)/pytest -q tests/test_docs.py
+
+# Debian's ffmpeg for tests/test_watch.py and bench/live.py (they serve clips as live streams on 127.0.0.1), installed with
+# apt-get when missing and root. The tests' `ffmpeg` fixture runs the same script.
+.PHONY: live-ffmpeg bench-live
+live-ffmpeg:
+	bash tools/install_ffmpeg.sh
+
+# `watch` on a live stream served by ffmpeg at real time: decisions per second, latency, drops, CPU and memory, for InceptionV3
+# and the small MobileNet, TensorFlow and --fast, at 320x240 and 640x480 (2 min each), and 10 min of the first for memory:
+# about 30 minutes on 2 cores. Run it on an idle machine. Writes bench/results/live.md, which the watch chapter includes: commit it.
+bench-live: install live-ffmpeg
+	$(PY) bench/live.py --out bench/results/live.md
 
 # Extraction at scale (the Ray chapter): the single process against Ray with 1 and 2 local workers, TensorFlow and
 # OpenVINO int8, and a projection to full UCF101 and Kinetics-400. Needs root (each run is in a loopback-only network

@@ -125,3 +125,22 @@ def test_docs_site_includes_files_named_by_the_shortcode(tmp_path):
     (tmp_path/"other").mkdir()
     with pytest.raises(FileNotFoundError, match="absent.md"):
         _render([{"cell_type": "markdown", "source": "{{< include ../absent.md >}}"}], tmp_path/"other")
+
+
+def test_live_benchmark_writes_its_table(tmp_path, ffmpeg):
+    "bench/live.py on one tiny configuration: a real stream served by ffmpeg for 12 s, watched by the small MobileNet at 64 px."
+    committed = _mtimes()
+    out = _run("live.py", "--cnns", "mobilenet", "--paths", "tf", "--sizes", "320x240", "--minutes", "0.2", "--long-minutes", "0.2",
+               "--img-size", "64", "--workdir", str(tmp_path/"work"), "--out", str(tmp_path/"live.md"))
+    md = (tmp_path/"live.md").read_text()
+    header, *rows = _checked_report(tmp_path/"live.md")["CNN"]
+    assert header == ["CNN", "runtime", "stream", "minutes", "decisions", "decisions/s", "latency median s", "latency p95 s", "latency max s",
+                      "frames read", "frames kept", "frames dropped", "CPU %", "RSS MB", "RSS growth MB", "others' CPU %"], header
+    assert len(rows) == 1 and rows[0][:4] == ["mobilenet", "tf", "320x240", "0.2"], rows
+    decisions, rate, median, p95, worst, frames, kept, dropped, cpu, rss, growth, others = _numbers(rows[0][4:])
+    assert decisions >= 5 and 0 < rate <= 1.5 and 0 < median <= p95 <= worst < 5, rows  # a decision a second, each some ms late
+    assert 250 <= frames <= 300 and abs(kept - frames / 5) <= 2 and dropped <= kept, rows  # 12 s at 25 fps, every 5th frame kept
+    assert 0 <= cpu <= 100 and rss > 100 and abs(growth) < 200 and 0 <= others <= 100, rows
+    assert "- met: mobilenet tf 320x240 latency median" in md and "RSS growth over" in md, md
+    assert "| mobilenet | tf | 320x240 |" in out
+    assert _mtimes() == committed, "the test overwrote the committed results"
