@@ -1,4 +1,4 @@
-"""The whole classifier as one file, frames in and probabilities out: ONNX, TFLite (builtin ops only) or a TensorFlow SavedModel, in fp32 or calibrated int8.
+"""The whole classifier as one file, frames in, probabilities out: ONNX, TFLite or a SavedModel, fp32 or int8.
 
 Docs: https://video-classifier.github.io/video_classifier/export.html.md"""
 
@@ -32,7 +32,7 @@ METADATA_NAME = "video_classifier"  # the TFLite metadata entry, and the SavedMo
 class ExportError(ValueError):
     "An export that cannot be written: a bad output path, format or precision, or a model the format cannot hold."
 
-# %% ../nbs/16_export.ipynb #ddbae08f
+# %% ../nbs/16_export.ipynb #06a7c867
 def export_format(
     out: str | Path,  # Where the export goes: a .onnx or .tflite file, or a folder for a SavedModel
     format: str | None = None,  # "onnx", "tflite" or "saved_model"; None: the one `out`'s suffix names
@@ -40,40 +40,44 @@ def export_format(
     "The format an export to `out` is written in: `format`, else the one `out`'s suffix names."
     out, suffix = Path(out), Path(out).suffix.lower()
     implied = SUFFIXES.get(suffix, None if suffix else "saved_model")
-    if format is not None and format not in FORMATS: raise ExportError(f"format {format!r}: use one of {', '.join(FORMATS)}")
+    if format is not None and format not in FORMATS:
+        raise ExportError(f"format {format!r}: use one of {', '.join(FORMATS)}")
     if format is None and implied is None:
-        raise ExportError(f"{out}: {suffix!r} names no export format; use a .onnx or .tflite file, a folder (a SavedModel), "
-                          "or say the format")
+        raise ExportError(f"{out}: {suffix!r} names no export format; use a .onnx or .tflite file, "
+                          "a folder (a SavedModel), or say the format")
     if format is not None and suffix in SUFFIXES and implied != format:
         raise ExportError(f"{out}: a {suffix} file cannot hold the {format} format; change the name or the format")
     return format or implied
 
-# %% ../nbs/16_export.ipynb #2695c857
+# %% ../nbs/16_export.ipynb #e0836801
 def _check_out(
     out: Path,  # Where the export goes
     format: str,  # Its format
     precision: str,  # Its precision
 ):
-    "Fail, naming the fix, where the export cannot be written: a precision the format lacks, a folder for a file, another folder."
-    if precision not in FORMATS[format]: raise ExportError(f"precision {precision!r}: {format} exports {' or '.join(FORMATS[format])}")
-    if format != "saved_model" and out.is_dir(): raise ExportError(f"{out}: is a folder; name the {format} file to write in it")
-    if format == "saved_model" and out.exists() and not out.is_dir(): raise ExportError(f"{out}: exists and is not a folder (a SavedModel is one)")
+    "Fail, naming the fix, where the export cannot be written: a precision the format lacks, a folder in the way."
+    if precision not in FORMATS[format]:
+        raise ExportError(f"precision {precision!r}: {format} exports {' or '.join(FORMATS[format])}")
+    if format != "saved_model" and out.is_dir():
+        raise ExportError(f"{out}: is a folder; name the {format} file to write")
+    if format == "saved_model" and out.exists() and not out.is_dir():
+        raise ExportError(f"{out}: exists and is not a folder (a SavedModel is one)")
     if out.is_dir() and any(out.iterdir()) and not (out/"saved_model.pb").is_file():
-        raise ExportError(f"{out}: holds other files than a SavedModel; export to a new folder (an export replaces the whole folder)")
+        raise ExportError(f"{out}: holds other files than a SavedModel; export to a new folder (it is replaced whole)")
     try: out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise ExportError(f"{out.parent}: cannot make this folder ({e.strerror})") from e
     if not os.access(out.parent, os.W_OK | os.X_OK): raise ExportError(f"{out.parent}: not writable; export elsewhere")
 
-# %% ../nbs/16_export.ipynb #db43a6c2
+# %% ../nbs/16_export.ipynb #196f70d3
 def keras_extractor(
     clf: VideoClassifier,  # A classifier
 ) -> keras.Model:  # uint8 frames (n, S, S, 3) -> features (n, D), preprocessing inside
-    "The classifier's CNN as the Keras model TensorFlow fp32 runs, rebuilt from its settings when another runtime runs it."
+    "The classifier's CNN as the Keras model TensorFlow fp32 runs (rebuilt if another runtime runs it)."
     built = clf.__dict__.get("feature_extractor")  # the cached extractor, when it has been made
     if isinstance(built, keras.Model): return built
     return make_extractor(**{**clf.extractor, "runtime": "tf", "precision": "fp32"})
 
-# %% ../nbs/16_export.ipynb #94d058c8
+# %% ../nbs/16_export.ipynb #9531fd9c
 def _unrolled_config(config):
     "A layer's config with every `unroll` in it set to True, nested configs (a Bidirectional's layers) included."
     if isinstance(config, dict): return {k: True if k == "unroll" else _unrolled_config(v) for k, v in config.items()}
@@ -83,7 +87,7 @@ def _unrolled_config(config):
 def unrolled(
     model: keras.Model,  # Any functional Keras model, such as a sequence model
 ) -> keras.Model:  # The same computation, with no loop over time
-    "A copy of `model` whose recurrent layers are rebuilt unrolled over their fixed steps, weights copied; other layers are shared."
+    "A copy of `model` whose recurrent layers are rebuilt unrolled over their steps, weights copied; the others shared."
     rebuilt = []
     def clone(layer):
         config = layer.get_config()
@@ -94,7 +98,7 @@ def unrolled(
     for old, new in rebuilt: new.set_weights(old.get_weights())
     return copy
 
-# %% ../nbs/16_export.ipynb #1cc7acdf
+# %% ../nbs/16_export.ipynb #e580b3b8
 def whole_model(
     clf: VideoClassifier,  # A classifier
 ) -> keras.Model:  # [frames uint8 (N, T, S, S, 3), mask bool (N, T)] -> {"probabilities": (N, C)}
@@ -103,16 +107,16 @@ def whole_model(
     frames = keras.Input((T, S, S, 3), dtype="uint8", name="frames")
     mask = keras.Input((T,), dtype="bool", name="mask")
     features = keras.ops.reshape(cnn(keras.ops.reshape(frames, (-1, S, S, 3))), (-1, T, cnn.output_shape[-1]))
-    features = keras.ops.where(mask[..., None], features, 0.0)  # padding steps hold zeros, as `pad_features` writes them
+    features = keras.ops.where(mask[..., None], features, 0.0)  # padding holds zeros, as `pad_features` writes it
     probabilities = unrolled(clf.model)([features, mask])
     return keras.Model([frames, mask], {"probabilities": probabilities}, name="video_classifier")
 
-# %% ../nbs/16_export.ipynb #873569d8
+# %% ../nbs/16_export.ipynb #7cb5794a
 def padded_clips(
-    clips: Sequence[np.ndarray],  # uint8 frames (t_i, S, S, 3) of each clip, as `VideoClassifier.read_frames` returns them
+    clips: Sequence[np.ndarray],  # uint8 frames (t_i, S, S, 3) of each clip, as `read_frames` gives them
     max_seq_length: int,  # T
 ) -> tuple[np.ndarray, np.ndarray]:  # frames uint8 (N, T, S, S, 3), mask bool (N, T)
-    "Clips of up to T frames as an exported classifier's inputs: the frames zero-padded to T, and the mask of the real ones."
+    "Clips of up to T frames as an exported classifier's inputs: frames zero-padded to T, the mask of the real ones."
     frames = np.zeros((len(clips), max_seq_length, *clips[0].shape[1:]), np.uint8)
     mask = np.zeros((len(clips), max_seq_length), bool)
     for i, clip in enumerate(clips):
@@ -125,28 +129,28 @@ def bundle_probabilities(
     frames: np.ndarray,  # uint8 (N, T, S, S, 3), from `padded_clips`
     mask: np.ndarray,  # bool (N, T)
 ) -> np.ndarray:  # (N, C)
-    "What the classifier gives for padded clips, its CNN run on the real frames only, as `VideoClassifier.rank` runs it."
+    "What the classifier gives for padded clips, its CNN run on the real frames only, as `VideoClassifier.rank` does."
     steps = [prepare_single_video(f[m], clf.feature_extractor, clf.max_seq_length) for f, m in zip(frames, mask)]
     return clf.model.predict_on_batch([np.concatenate([s[0] for s in steps]), np.concatenate([s[1] for s in steps])])
 
-# %% ../nbs/16_export.ipynb #61739ec7
+# %% ../nbs/16_export.ipynb #55bb26c1
 def export_metadata(
     clf: VideoClassifier,  # The classifier exported
     format: str,  # "onnx", "tflite" or "saved_model"
     precision: str,  # "fp32" or "int8"
 ) -> dict:
-    "What an exported classifier says about itself: its classes in output order, T, S, the sampling, and how to feed it."
+    "What an exported classifier says about itself: its classes in output order, T, S, the sampling, how to feed it."
     T, S, C = clf.max_seq_length, clf.img_size, len(clf.class_vocab)
     return dict(format=EXPORT_FORMAT, version=EXPORT_VERSION, class_vocab=clf.class_vocab, max_seq_length=T, img_size=S,
-                sampling=clf.sampling, clip_seconds=clf.clip_seconds, backbone=clf.extractor.get("backbone"), model_format=format,
-                precision=precision, exported_by=f"video_classifier {__version__}",
-                inputs=dict(frames=f"uint8 [N, {T}, {S}, {S}, 3]: RGB, center square, resized to {S}x{S}, zero-padded to {T}",
+                sampling=clf.sampling, clip_seconds=clf.clip_seconds, backbone=clf.extractor.get("backbone"),
+                model_format=format, precision=precision, exported_by=f"video_classifier {__version__}",
+                inputs=dict(frames=f"uint8 [N, {T}, {S}, {S}, 3]: RGB, center square, {S}x{S}, zero-padded to {T}",
                             mask=f"bool [N, {T}]: true for the real frames"),
                 outputs=dict(probabilities=f"float32 [N, {C}]: one per class, in class_vocab order"))
 
-# %% ../nbs/16_export.ipynb #22226210
+# %% ../nbs/16_export.ipynb #2d9b6c4d
 def _tflite_schema():
-    "The TFLite flatbuffer schema's Python classes: LiteRT's where it is installed (no TensorFlow needed), else TensorFlow's."
+    "The TFLite flatbuffer schema's Python classes: LiteRT's where it is installed (no TensorFlow), else TensorFlow's."
     if importlib.util.find_spec("ai_edge_litert") is not None:
         from ai_edge_litert import schema_py_generated as schema
         return schema
@@ -171,14 +175,15 @@ def _tflite_metadata(data: bytes) -> dict:
     "The metadata entry `METADATA_NAME` of a TFLite model's bytes, read with the flatbuffer schema alone."
     model = _tflite_schema().Model.GetRootAs(data, 0)
     for entry in (model.Metadata(i) for i in range(model.MetadataLength())):
-        if entry.Name() == METADATA_NAME.encode(): return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+        if entry.Name() == METADATA_NAME.encode():
+            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
     raise ExportError(f"no {METADATA_NAME} metadata in this TFLite model: not exported by video_classifier")
 
-# %% ../nbs/16_export.ipynb #485b0245
+# %% ../nbs/16_export.ipynb #cff84fde
 def read_metadata(
     path: str | Path,  # An exported classifier: a .onnx or .tflite file (whatever its name), or a SavedModel folder
 ) -> dict:
-    "The metadata an exported classifier carries, read without TensorFlow (ONNX needs `onnx`, TFLite a flatbuffer schema)."
+    "The metadata an exported classifier carries, read without TensorFlow (ONNX with `onnx`, TFLite with a schema)."
     path = Path(path)
     if path.is_dir(): return json.loads((path/"assets"/f"{METADATA_NAME}.json").read_text())
     data = path.read_bytes()
@@ -186,12 +191,12 @@ def read_metadata(
     import onnx
     return {p.key: json.loads(p.value) for p in onnx.load_from_string(data).metadata_props}
 
-# %% ../nbs/16_export.ipynb #7832322f
+# %% ../nbs/16_export.ipynb #def2cab1
 @contextmanager
 def _partial(
     out: Path,  # Where the export will be
 ):
-    "A scratch folder beside `out` to write the export in, removed afterwards: a stopped export leaves no half-written file at `out`."
+    "A scratch folder beside `out` to write the export in, removed afterwards: a stopped export leaves no file."
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try: yield tmp
     finally: shutil.rmtree(tmp, ignore_errors=True)
@@ -203,11 +208,18 @@ def _keras_export(
     **kwargs,  # For the converter (TFLite: target_spec, optimizations, representative_dataset)
 ):
     "`model.export`, without the warnings Keras, tf2onnx and the TFLite converter give about their own internals."
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.export(str(path), format=format, verbose=False, **kwargs)
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)  # the converters' own C++ lines (TFLite's quantizer prints its settings); their errors are raised
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.export(str(path), format=format, verbose=False, **kwargs)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
-# %% ../nbs/16_export.ipynb #3cede197
+# %% ../nbs/16_export.ipynb #dca71f31
 def _name_batch(proto):
     "Name the batch dimension of an ONNX model's inputs and outputs `N` (tf2onnx numbers them)."
     for value in [*proto.graph.input, *proto.graph.output]:
@@ -218,7 +230,7 @@ def _quantize_onnx(
     path: Path,  # An fp32 .onnx file
     calibration: tuple[np.ndarray, np.ndarray],  # Calibration clips: frames (n, T, S, S, 3), mask (n, T)
 ) -> Path:  # The int8 model, beside `path`
-    "Quantize the model to int8 (QDQ, weights per channel) with ONNX Runtime's static quantization, calibrated on `calibration`."
+    "Quantize the model to int8 (QDQ, weights per channel) by ONNX Runtime's static quantization, on `calibration`."
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
     class Clips(CalibrationDataReader):
@@ -249,23 +261,24 @@ def _export_onnx(
         onnx.save(proto, tmp/"final.onnx")
         os.replace(tmp/"final.onnx", out)
 
-# %% ../nbs/16_export.ipynb #3cd9344a
+# %% ../nbs/16_export.ipynb #59bba1d1
 def _export_tflite(
     model: keras.Model,  # The whole classifier
     out: Path,  # The .tflite file to write
     meta: dict,  # Its metadata
     calibration: tuple | None,  # Calibration clips for int8 (the representative dataset); None: fp32
 ):
-    "Write `model` as one TFLite file of builtin ops only (a TensorFlow op TFLite lacks is an error), `meta` in its metadata."
+    "Write `model` as one TFLite file of builtin ops only (an op TFLite lacks is an error), `meta` in its metadata."
     import tensorflow as tf
-    kwargs = dict(target_spec=dict(supported_ops=[tf.lite.OpsSet.TFLITE_BUILTINS]))  # no SELECT_TF_OPS: no Flex delegate needed
+    kwargs = dict(target_spec=dict(supported_ops=[tf.lite.OpsSet.TFLITE_BUILTINS]))  # no SELECT_TF_OPS: no Flex
     if calibration is not None:
         kwargs.update(optimizations=[tf.lite.Optimize.DEFAULT],
                       representative_dataset=lambda: (dict(frames=f[None], mask=m[None]) for f, m in zip(*calibration)))
     with _partial(out) as tmp:
         try: _keras_export(model, tmp/"model.tflite", "litert", **kwargs)
         except Exception as e:  # the converter's error names the ops it could not lower
-            raise ExportError(f"{out}: TFLite cannot hold this model with builtin ops only: {str(e).strip().splitlines()[-1][:300]}") from e
+            why = str(e).strip().splitlines()[-1][:300]
+            raise ExportError(f"{out}: TFLite cannot hold this model with builtin ops only: {why}") from e
         (tmp/"final.tflite").write_bytes(_with_tflite_metadata((tmp/"model.tflite").read_bytes(), meta))
         os.replace(tmp/"final.tflite", out)
 
@@ -284,7 +297,7 @@ def _export_saved_model(
         if out.exists(): out.rename(tmp/"previous")  # `_check_out` made sure it is a SavedModel (or empty)
         (tmp/"model").rename(out)
 
-# %% ../nbs/16_export.ipynb #d4162dd4
+# %% ../nbs/16_export.ipynb #b9cba2c6
 def calibration_clips(
     frames: np.ndarray,  # uint8 calibration frames (n, S, S, 3), as a bundle keeps them
     max_seq_length: int,  # T
@@ -295,21 +308,23 @@ def calibration_clips(
 def _calibration(clf: VideoClassifier, precision: str) -> tuple | None:
     "The calibration clips an int8 export needs (None for fp32), from the classifier's calibration frames."
     if precision != "int8": return None
-    if clf.calibration_frames is None: raise ExportError("int8 needs calibration frames, and this classifier has none: train it again")
+    if clf.calibration_frames is None:
+        raise ExportError("int8 needs calibration frames, and this classifier has none: train it again")
     return calibration_clips(clf.calibration_frames, clf.max_seq_length)
 
-# %% ../nbs/16_export.ipynb #af1c573a
+# %% ../nbs/16_export.ipynb #0214624c
 def export_classifier(
     classifier: VideoClassifier | str | Path,  # A classifier, or the folder of a saved one
     out: str | Path,  # A .onnx or .tflite file, or a folder (a TensorFlow SavedModel); replaced when it exists
     format: str | None = None,  # "onnx", "tflite" or "saved_model"; None: from `out`'s suffix
     precision: str = "fp32",  # "fp32", or "int8" (onnx, tflite): calibrated on the classifier's calibration frames
 ) -> Path:
-    "Write the whole classifier, uint8 frames and their mask in, probabilities out, as one ONNX or TFLite file or a SavedModel."
+    "Write the whole classifier, frames and mask in, probabilities out, as one ONNX or TFLite file or a SavedModel."
     out = Path(out)
     format = export_format(out, format)
     _check_out(out, format, precision)
-    clf = classifier if isinstance(classifier, VideoClassifier) else load_classifier(classifier, runtime="tf", precision="fp32")
+    is_clf = isinstance(classifier, VideoClassifier)
+    clf = classifier if is_clf else load_classifier(classifier, runtime="tf", precision="fp32")
     calibration, model = _calibration(clf, precision), whole_model(clf)
     warm_up = padded_clips([np.zeros((1, clf.img_size, clf.img_size, 3), np.uint8)], clf.max_seq_length)
     model(warm_up)  # Keras exports only a model that has run
