@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@if $(PY) -c "import tensorflow" 2>/dev/null; then extras=dev; else extras=cpu,dev; fi; \
-	  echo "pip install -e .[$$extras,openvino,onnx,serve,ray]"; $(PY) -m pip install -q -e ".[$$extras,openvino,onnx,serve,ray]"
+	  echo "pip install -e .[$$extras,openvino,onnx,export,serve,ray]"; $(PY) -m pip install -q -e ".[$$extras,openvino,onnx,export,serve,ray]"
 	@touch $@
 
 demo: install
@@ -102,6 +102,13 @@ bench: install
 	$(PY) bench/extraction.py --scaling --repeat 2 --out bench/results/extraction.md
 	$(PY) bench/accuracy.py --out bench/results/accuracy.md
 	$(PY) bench/timeline.py --out bench/results/timeline.md
+
+# The exported classifier (ONNX, TFLite; fp32 and int8) against its bundle on the real-footage task: speed, accuracy,
+# agreement, file sizes (a few minutes on 2 cores). Writes bench/results/export.md, which the export chapter and the
+# README include: commit it.
+.PHONY: bench-export
+bench-export: install
+	$(PY) bench/export.py --out bench/results/export.md
 
 # The robustness suite (tests/robustness.py; its fast part is tests/test_robustness.py in `make test`): every class of
 # bad input through the API and the CLI, 1,000 seeded mutations of the real clips, 20 kill -9 trials each of extraction,

@@ -6,7 +6,7 @@ Docs: https://video-classifier.github.io/video_classifier/cli.html.md"""
 
 # %% auto #0
 __all__ = ['COMMANDS', 'synth', 'download', 'extract', 'train', 'evaluate', 'predict', 'timeline', 'watch', 'explain', 'serve',
-           'demo', 'main']
+           'export', 'demo', 'main']
 
 # %% ../nbs/09_cli.ipynb #1e2154be
 import os, re, sys, time, warnings
@@ -427,6 +427,27 @@ def serve(
     from video_classifier.serve import serve as serve_app
     serve_app(clf, host=host, port=port, max_upload_mb=max_upload_mb, examples=examples, inline=False, block=True)
 
+# %% ../nbs/09_cli.ipynb #79ad729f
+def export(
+    model_dir: str,  # A classifier saved by `train`
+    out: str,  # Where to write it: a .onnx or .tflite file, or a folder (a TensorFlow SavedModel)
+    format: str = None,  # onnx, tflite or saved_model (default: from OUT's suffix)
+    precision: str = "fp32",  # fp32, or int8 (onnx and tflite), calibrated on the bundle's training frames as --fast is
+    verbose: bool = False,  # Show TensorFlow's log lines and warnings
+):
+    "Write the whole classifier, frames in and probabilities out, to one ONNX or TFLite file or a SavedModel folder."
+    _one_of("format", format, ("onnx", "tflite", "saved_model"))
+    _one_of("precision", precision, ("fp32", "int8"))
+    _quiet_tensorflow(verbose)
+    from video_classifier.export import ExportError, export_classifier, read_metadata
+    try: path = export_classifier(model_dir, out, format, precision)
+    except ExportError as e: raise CliError(str(e)) from e
+    meta = read_metadata(path)
+    T, S, C = meta["max_seq_length"], meta["img_size"], len(meta["class_vocab"])
+    print(f"wrote {path} ({meta['model_format']} {meta['precision']}): frames uint8 [N, {T}, {S}, {S}, 3] and mask bool [N, {T}] "
+          f"-> probabilities [N, {C}] of {', '.join(meta['class_vocab'])}")
+    return path
+
 # %% ../nbs/09_cli.ipynb #e19eaf44
 def demo(
     dir: str = "video_classifier_demo",  # Working folder: dataset, feature cache, classifier and GIF go here
@@ -454,7 +475,7 @@ def demo(
 
 # %% ../nbs/09_cli.ipynb #d4de4011
 COMMANDS = dict(synth=synth, download=download, extract=extract, train=train, evaluate=evaluate, predict=predict, timeline=timeline,
-                watch=watch, explain=explain, serve=serve, demo=demo)
+                watch=watch, explain=explain, serve=serve, export=export, demo=demo)
 _OPTIONAL_POSITIONAL = dict(demo=("dir",))  # `video-classifier demo [DIR]`
 
 def _usage() -> str:
