@@ -1,9 +1,10 @@
 """The web app's Live tab, run for real: a classifier of real footage served on 127.0.0.1, its page in headless
 Chromium whose fake camera plays a real UCF101 clip (written as a .y4m file, looped by Chromium), the webcam
 streamed to the server as a user would stream it, and the rolling label checked against a `RollingClassifier`
-run directly on the same frames. Screenshots go to artifacts/screenshots/ (CI keeps them).
+run directly on the same frames; then again with another clip and a CNN too slow for the frames it is sent.
+Screenshots go to artifacts/screenshots/ (CI keeps them).
 
-About 10 s a clip on 2 cores, after the session's classifier is trained (about 15 s, shared with other tests)."""
+About 12 s a clip on 2 cores, after the session's classifier is trained (about 15 s, shared with test_watch)."""
 import os, re, time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 pytest.importorskip("gradio", reason="the `serve` extra is not installed (pip install video_classifier[serve])")
 from conftest import SCENES
+from video_classifier.predict import VideoClassifier
 from video_classifier.serve import serve
 from video_classifier.watch import RollingClassifier
 
@@ -37,6 +39,14 @@ def write_y4m(path: Path, clip: Path) -> np.ndarray:
     return np.stack([cv2.cvtColor(p, cv2.COLOR_YUV2RGB_I420) for p in yuv])  # what the camera shows
 
 
+class SlowCNN:
+    "A feature extractor that takes `seconds` longer a call: a CPU that cannot keep up with the frames it is sent."
+    def __init__(self, cnn, seconds: float): self.cnn, self.seconds = cnn, seconds
+    def predict_on_batch(self, x):
+        time.sleep(self.seconds)
+        return self.cnn.predict_on_batch(x)
+
+
 def rolling_decisions(classifier, frames: np.ndarray, loops: int = 3) -> list:
     "The decisions of a `RollingClassifier` on `frames` looped `loops` times at 25 fps, as Chromium plays the file."
     rolling = RollingClassifier(classifier, top_k=3)
@@ -44,21 +54,14 @@ def rolling_decisions(classifier, frames: np.ndarray, loops: int = 3) -> list:
     return [d for d in (rolling.add(f, i / FPS) for i, f in enumerate(looped)) if d is not None]
 
 
-@pytest.fixture(scope="module")
-def live_server(scenes_classifier):
-    "The app on 127.0.0.1 with the real-footage classifier, closed after the module."
-    srv = serve(scenes_classifier, inline=False, block=False, live_seconds=60)
-    yield srv
-    srv.close()
-
-
 def _about(page) -> dict:
     "The Live tab's line about the stream, read into numbers: decision, its stream time, latency, probability."
     text = page.locator("#live-about").inner_text()
-    m = re.search(r"(\w+) \((\d+)%\), decision (\d+): the [\d.]+ s up to ([\d.]+) s of the stream; "
+    m = re.search(r"(\w+) \((\d+)%\), decision (\d+): the ([\d.]+) s up to ([\d.]+) s of the stream; "
                   r"latency ([\d.]+) s", text)
     assert m, text
-    return dict(label=m[1], p=int(m[2]) / 100, n=int(m[3]), time=float(m[4]), latency=float(m[5]), text=text)
+    return dict(label=m[1], p=int(m[2]) / 100, n=int(m[3]), span=float(m[4]), time=float(m[5]), latency=float(m[6]),
+                text=text)
 
 
 def _wait_for_decision(page, after: int, timeout: float = 30) -> dict:
@@ -68,14 +71,18 @@ def _wait_for_decision(page, after: int, timeout: float = 30) -> dict:
     return _about(page)
 
 
-@pytest.mark.parametrize("scene", ["ApplyEyeMakeup", "Shotput"])  # two cameras, two labels: it follows the camera
-def test_live_tab_labels_the_webcam_as_it_plays(launch_browser, live_server, scenes_classifier, scene, tmp_path):
+@pytest.mark.parametrize("scene, slow", [("ApplyEyeMakeup", 0.0),  # two cameras, two labels: it follows the camera
+                                         ("Shotput", 0.4)])  # ...and a CNN of 0.4 s a frame, sent a frame every 0.12 s
+def test_live_tab_labels_the_webcam_as_it_plays(launch_browser, scenes_classifier, scene, slow, tmp_path):
     shown = write_y4m(tmp_path/f"{scene}.y4m", SCENES[scene])
     direct = rolling_decisions(scenes_classifier, shown)
     assert {d.label for d in direct} == {scene}, {d.label for d in direct}  # every window of the looped clip: one label
     camera = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
               f"--use-file-for-fake-video-capture={tmp_path/f'{scene}.y4m'}")
-    with launch_browser(*camera) as browser:
+    clf = scenes_classifier
+    if slow: clf = VideoClassifier(clf.model, clf.class_vocab, clf.extractor, feature_extractor=SlowCNN(
+        clf.feature_extractor, slow), clip_seconds=clf.clip_seconds)
+    with serve(clf, inline=False, block=False, live_seconds=60) as live_server, launch_browser(*camera) as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 640})
         requested = []
         page.on("request", lambda r: requested.append(r.url))
@@ -101,6 +108,13 @@ def test_live_tab_labels_the_webcam_as_it_plays(launch_browser, live_server, sce
     assert later["n"] >= first["n"] + 2 and later["time"] > first["time"] + 1, (first, later)  # it rolls on
     assert later["time"] > wall - 3, (later, wall)  # in real time: the stream's clock keeps up, no growing lag
     assert 0 < first["latency"] < 2 and 0 < later["latency"] < 2, (first, later)
-    assert "0 dropped" in later["text"], later["text"]
+    assert "0 dropped" in later["text"], later["text"]  # none waited for the model: nothing else used it
+    grid = RollingClassifier(clf)  # the app's: a frame every `interval` seconds, windows of `window` seconds
+    received, sent = int(re.search(r"frames: (\d+) received", later["text"])[1]), wall / (grid.interval / 2)
+    print(f"\nlive, {scene}, CNN {slow:g} s slower: {wall:.1f} s, about {sent:.0f} frames sent: {later['text']}")
+    window = grid.window
+    if slow:  # the frames the CNN had no time for were never taken, nor queued; the window's frames lie further apart
+        assert received < 0.6 * sent and later["span"] > window + 0.2, (received, sent, later)
+    else: assert received > 0.5 * sent and later["span"] == pytest.approx(window, abs=0.15), (received, sent, later)
     external = [u for u in requested if not re.match(r"(http://127\.0\.0\.1:\d+/|data:|blob:)", u)]
     assert not external, f"the page loaded from outside the app: {external[:5]}"

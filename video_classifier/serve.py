@@ -115,6 +115,7 @@ class _LiveSession:
     decisions: int = 0  # Decisions made
     decision: Decision | None = None  # The latest
     decided: float = 0.0  # When it was made (`time.monotonic()`)
+    span: float = 0.0  # Seconds its window spans: a window's, or more when the CPU could not take every frame
 
 class _LiveSessions:
     "The page's live streams by session: each its own `RollingClassifier`, forgotten once its stream goes quiet."
@@ -137,7 +138,9 @@ class _LiveSessions:
         s.frames, s.last = s.frames + 1, arrival
         if waited > self.max_lag: s.dropped += 1; return s, None
         decision = s.rolling.add(frame, arrival - s.start, arrival)
-        if decision is not None: s.decision, s.decided, s.decisions = decision, time.monotonic(), s.decisions + 1
+        if decision is None: return s, None
+        s.decision, s.decided, s.decisions = decision, time.monotonic(), s.decisions + 1
+        s.span = decision.time - s.rolling.ring[0][0] + s.rolling.interval  # from the window's first frame to its last
         return s, decision
 
     def _session(self, key: str, now: float) -> _LiveSession:
@@ -201,7 +204,7 @@ def _live_line(
     if s.decision is None:
         return f"Filling the first window: {len(r.ring)} of {r.T} frames, one every {r.interval:.2f} s ({seen})."
     d = s.decision
-    return (f"**{d.label}** ({d.probability:.0%}), decision {s.decisions}: the {r.window:.1f} s up to {d.time:.1f} s "
+    return (f"**{d.label}** ({d.probability:.0%}), decision {s.decisions}: the {s.span:.1f} s up to {d.time:.1f} s "
             f"of the stream; latency {d.latency:.2f} s, made {now - s.decided:.1f} s ago ({seen}).")
 
 # %% ../nbs/12_serve.ipynb #76b44bf3
