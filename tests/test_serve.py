@@ -12,7 +12,7 @@ gradio = pytest.importorskip("gradio", reason="the `serve` extra is not installe
 from gradio_client import Client, handle_file
 
 from video_classifier.data import make_synthetic_dataset, write_video
-from video_classifier.frames import load_video
+from video_classifier.frames import load_video, video_info
 from video_classifier.pipeline import train_classifier
 from video_classifier.predict import load_classifier
 from video_classifier.serve import serve
@@ -96,7 +96,12 @@ def test_answers_as_the_classifier_and_keeps_no_upload(server, client, classifie
         assert about.startswith(f"**{clip.name}**: {want[0][0]}"), about
         assert gif.startswith('<img src="data:image/gif;base64,R0lGOD'), gif[:80]  # "GIF8" in base64
         assert importance.startswith('<img src="data:image/png;base64,iVBOR'), importance[:80]  # a PNG: the frame-importance plot
-        assert timeline == "" and segments["data"] == [] and cleared is None  # a short clip has no timeline; the upload field is emptied
+        assert timeline == "" and cleared is None  # a short clip has no timeline plot; the upload field is emptied
+        (start, end, label, p, windows), = segments["data"]  # its one segment: the whole clip, with the clip's label
+        info = video_info(clip)
+        assert (start, label, windows) == (0, want[0][0], 1), segments
+        assert end == pytest.approx(info.frames / info.fps, abs=0.006), segments
+        assert p == pytest.approx(want[0][1], abs=6e-4), (p, want)  # shown to 3 decimals
         assert _files(server.cache) == [], f"uploads left after answering: {_files(server.cache)}"
 
 
@@ -174,18 +179,15 @@ def test_long_upload_gets_a_timeline(server, client, bundle, tmp_path):
 # ---------------------------------------------------------------- the page, in Chromium
 
 @pytest.fixture
-def page(chromium, server):
+def page(launch_browser, server):
     "A headless Chromium page on the app, recording every URL it requests."
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the `dev` extra)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
-        try:
-            pg = browser.new_page(viewport={"width": 1280, "height": 1000})
-            pg.requested = []
-            pg.on("request", lambda r: pg.requested.append(r.url))
-            pg.goto(server.url, wait_until="networkidle")
-            yield pg
-        finally: browser.close()
+    with launch_browser() as browser:
+        pg = browser.new_page(viewport={"width": 1280, "height": 1000})
+        pg.requested = []
+        pg.on("request", lambda r: pg.requested.append(r.url))
+        pg.goto(server.url, wait_until="load")  # not "networkidle": the page keeps Gradio's heartbeat open (`unload`)
+        pg.wait_for_selector("#upload input[type=file]", state="attached")
+        yield pg
 
 
 def _upload_and_classify(page, path: Path):

@@ -48,23 +48,9 @@ def _stop(proc: subprocess.Popen):
 
 
 @pytest.fixture(scope="module")
-def clf(tmp_path_factory):
-    "A classifier of the three real clips (2 s windows cut all along each), on the small pretrained MobileNet at 96 px."
-    from video_classifier.features import build_feature_extractor
-    from video_classifier.frames import load_video
-    from video_classifier.predict import VideoClassifier
-    from video_classifier.train import run_experiment
-    settings = dict(backbone="mobilenet", alpha=0.25, img_size=96, weights=str(WEIGHTS))
-    ex, vocab = build_feature_extractor(**settings), sorted(CLASSES)
-    X, y = [], []
-    for i, label in enumerate(vocab):
-        f = ex.predict(load_video(CLASSES[label], resize=(96, 96)), batch_size=64, verbose=0)
-        for start in range(0, len(f) - (T - 1) * STEP, 2):
-            X.append(f[start:start + (T - 1) * STEP + 1:STEP])
-            y.append(i)
-    data, y = (np.stack(X), np.ones((len(X), T), bool)), np.array(y)
-    exp = run_experiment(data, y, data, y, vocab, epochs=30, batch_size=16, progress=False)
-    return VideoClassifier(exp.model, vocab, settings, feature_extractor=ex, clip_seconds=2.0)
+def clf(scenes_classifier):
+    "The classifier of the three real clips (2 s windows, the small real MobileNet at 96 px): conftest's, trained once."
+    return scenes_classifier
 
 
 @pytest.fixture(scope="module")

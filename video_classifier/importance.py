@@ -167,6 +167,21 @@ def _label(row) -> str:
     "A frame's tick label: its index in the video, and its time when known."
     return f"#{row.frame}" + (f"\n{row.time:.2f}s" if np.isfinite(row.time) else "")
 
+def _bars(
+    ax: plt.Axes,  # Where to draw, under a row of `columns` thumbnails
+    rows: pd.DataFrame,  # The steps of that row, from `frame_importance`
+    column: str,  # The measure the bars show
+    best: set,  # Steps outlined as most important
+    columns: int,  # Thumbnails a row holds: the bars line up under them
+):
+    "One row's bars, a bar under each thumbnail, the most important in red."
+    first = rows.step.iloc[0]
+    ax.bar(rows.step, rows[column], width=0.8, color=["tab:red" if s in best else "tab:gray" for s in rows.step])
+    ax.axhline(0, color="black", lw=0.8); ax.set_xlim(first - 0.5, first + columns - 0.5)
+    ax.set_xticks(rows.step, [_label(r) for r in rows.itertuples()], fontsize=7)
+    ax.set_ylabel(column.replace("_", " "), fontsize=8)
+
+
 # %% ../nbs/11_importance.ipynb #aae146c4
 def plot_frame_importance(
     frames: np.ndarray,  # The clip's frames (t, H, W, 3), as `classifier.read_frames` returns them
@@ -174,25 +189,29 @@ def plot_frame_importance(
     top: int = 3,  # How many of the most important frames to outline
     column: str = "drop",  # The measure the bars show: "drop" (probability) or "logit_drop" (log-odds)
     size: float = 1.0,  # Width of each thumbnail, in inches
+    per_row: int | None = None,  # Thumbnails a row holds, the clip wrapping onto more rows; None: all in one row
 ) -> plt.Figure:
-    "The clip's frames in a row, the drop of each as a bar under it, and the `top` most important frames outlined."
+    "The clip's frames in rows, the drop of each as a bar under it, and the `top` most important frames outlined."
     n = len(importance)
     if len(frames) < n: raise ValueError(f"plot_frame_importance: {len(frames)} frames for an importance table of {n} steps")
-    best = set(importance[importance[column] > 0].nlargest(top, column).step)
-    fig = plt.figure(figsize=(size*n + 0.8, size*2.4))
-    grid = fig.add_gridspec(2, n, height_ratios=(1, 1.2), wspace=0.05, hspace=0.1)
+    columns = n if per_row is None else min(n, per_row)
+    if columns < 1: raise ValueError(f"plot_frame_importance: per_row={per_row!r}, but a row holds at least one frame")
+    best, rows = set(importance[importance[column] > 0].nlargest(top, column).step), -(-n // columns)
+    fig = plt.figure(figsize=(size*columns + 0.8, size*2.4*rows + 0.35*(rows - 1)))
+    grids = [g.subgridspec(2, columns, height_ratios=(1, 1.2), wspace=0.05, hspace=0.1)
+             for g in fig.add_gridspec(rows, 1, hspace=0.35)]
     for row in importance.itertuples():
-        ax = fig.add_subplot(grid[0, row.step])
+        ax = fig.add_subplot(grids[row.step // columns][0, row.step % columns])
         ax.imshow(frames[row.step]); ax.set_xticks([]); ax.set_yticks([])
         _outline(ax, "tab:red" if row.step in best else None)
-    bars = fig.add_subplot(grid[1, :])
-    bars.bar(importance.step, importance[column], width=0.8, color=["tab:red" if s in best else "tab:gray" for s in importance.step])
-    bars.axhline(0, color="black", lw=0.8); bars.set_xlim(-0.5, n - 0.5)
-    bars.set_xticks(importance.step, [_label(r) for r in importance.itertuples()], fontsize=7)
-    bars.set_ylabel(column.replace("_", " "), fontsize=8)
+    shared = None
+    for r, grid in enumerate(grids):  # the bars of every row on one scale, so that rows compare
+        shared = fig.add_subplot(grid[1, :], sharey=shared)
+        _bars(shared, importance.iloc[r * columns:(r + 1) * columns], column, best, columns)
     a = importance.attrs
     if a: fig.suptitle(f"{a['target']}: {a['baseline']:.1%} with every frame; bars: how far it falls without each frame", fontsize=9)
     return fig
+
 
 # %% ../nbs/11_importance.ipynb #e75dc9dd
 def importance_share(

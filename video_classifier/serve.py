@@ -1,4 +1,4 @@
-"""A web page that names the action in an uploaded clip: ranked labels, the clip as a labelled GIF, and which frames mattered.
+"""A web page that names the action in a clip: upload one for its labels, GIF and telling frames, or stream the webcam.
 
 Docs: https://video-classifier.github.io/video_classifier/serve.html.md"""
 
@@ -17,9 +17,11 @@ import time
 import weakref
 from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
+import numpy as np
 import pandas as pd
 
 from functools import partial
@@ -28,10 +30,12 @@ from .features import _ReaderProcess
 from .frames import VideoError, load_video, video_info
 from .importance import frame_importance, plot_frame_importance
 from .predict import VideoClassifier, load_classifier, to_gif
-from .timeline import FALLBACK_FPS, default_window, plot_timeline, timeline
+from .timeline import FALLBACK_FPS, default_window, plot_timeline, timeline, window_plan
+from .watch import Decision, RollingClassifier, warm_up
 
 # %% auto #0
-__all__ = ['DEFAULT_MAX_UPLOAD_MB', 'UploadError', 'check_upload', 'ClipAnswer', 'classify_clip', 'build_app', 'Server', 'serve']
+__all__ = ['DEFAULT_MAX_UPLOAD_MB', 'SEGMENT_COLUMNS', 'UploadError', 'check_upload', 'ClipAnswer', 'importance_layout',
+           'classify_clip', 'build_app', 'Server', 'serve']
 
 # %% ../nbs/12_serve.ipynb #59e9e7da
 DEFAULT_MAX_UPLOAD_MB = 100  # larger than any short clip; a minute of 1080p H.264 is about 100 MB
@@ -52,6 +56,8 @@ def check_upload(
     return path
 
 # %% ../nbs/12_serve.ipynb #8a6b1aff
+SEGMENT_COLUMNS = ["start", "end", "label", "probability", "windows"]  # the timeline's segments table
+
 class ClipAnswer(NamedTuple):
     "What the app shows for one clip."
     ranked: list[tuple[str, float]]  # (label, probability), most likely first
@@ -59,12 +65,20 @@ class ClipAnswer(NamedTuple):
     seconds: float  # The clip's duration
     importance: object = None  # Figure: how far the top label's probability falls without each frame (None unless asked)
     timeline: object = None  # Figure: the labels along a long clip (None for a clip of a training clip's length)
-    segments: object = None  # DataFrame of a long clip's segments: start, end (s), label, probability, windows
+    segments: object = None  # DataFrame of segments (`SEGMENT_COLUMNS`): a long clip's timeline's, else one: the clip
 
 def _gif_bytes(frames, label: str) -> bytes:
     "`frames` as an animated GIF captioned with `label`, in memory (written to a scratch folder, then removed)."
     with tempfile.TemporaryDirectory(prefix="video_classifier-gif-") as scratch:
         return to_gif(frames, Path(scratch)/"clip.gif", label=label).read_bytes()
+
+def importance_layout(
+    frames: int,  # How many frames the plot shows
+    most: int = 10,  # The most thumbnails in a row
+) -> dict:  # `per_row` and `size` for `plot_frame_importance`
+    "Rows as even as they go, at most `most` thumbnails of 0.8 inch each: the plot the page shows at its own size."
+    rows = -(-frames // most)
+    return dict(per_row=-(-frames // rows), size=0.8)
 
 # %% ../nbs/12_serve.ipynb #9880880a
 def classify_clip(
@@ -74,18 +88,73 @@ def classify_clip(
     long_after: float = 2.0,  # A clip longer than this many training clips (`default_window`) also gets a timeline
     explain: bool = True,  # Add the frame-importance plot (the sequence model run once more per frame)
 ) -> ClipAnswer:
-    "Ranked labels, the captioned GIF, and the frame-importance and (for a long clip) timeline plots of one clip."
+    "Ranked labels, the captioned GIF, the frame importance, and the segments (with a timeline plot for a long clip)."
     path = Path(path)
     info = video_info(path)  # a `VideoError` naming the file if it is no video
     fps = info.fps if info.fps > 0 else FALLBACK_FPS
     frames = classifier.read_frames(path)
     ranked = classifier.rank(frames, top_k)
-    label, p = ranked[0]
-    importance = plot_frame_importance(frames, frame_importance(classifier, path), top=3) if explain else None
-    answer = ClipAnswer(ranked, _gif_bytes(frames, f"{label} {p:.0%}"), info.frames / fps, importance)
-    if answer.seconds <= long_after * default_window(classifier, fps): return answer
+    (label, p), seconds = ranked[0], info.frames / fps
+    layout = importance_layout(len(frames))  # rows of at most 10 frames: legible at the page's width
+    figure = plot_frame_importance(frames, frame_importance(classifier, path), 3, **layout) if explain else None
+    answer = ClipAnswer(ranked, _gif_bytes(frames, f"{label} {p:.0%}"), seconds, figure)
+    if seconds <= long_after * default_window(classifier, fps):  # no room for a second segment: one, the whole clip
+        return answer._replace(segments=pd.DataFrame([(0.0, seconds, label, p, 1)], columns=SEGMENT_COLUMNS))
     result = timeline(path, classifier, progress=False)
     return answer._replace(timeline=plot_timeline(result, video=path), segments=result.segments)
+
+# %% ../nbs/12_serve.ipynb #b1e6a0c2
+@dataclass
+class _LiveSession:
+    "One tab's stream: its rolling classifier and clock, what it has received, and its latest decision."
+    rolling: RollingClassifier  # The stream's own: its grid, its ring of features, its next decision's time
+    start: float  # Arrival of its first frame (`time.monotonic()`): the stream's time 0
+    last: float  # Arrival of its latest frame
+    frames: int = 0  # Frames received
+    dropped: int = 0  # Frames dropped: they waited longer than `max_lag` for the model
+    decisions: int = 0  # Decisions made
+    decision: Decision | None = None  # The latest
+    decided: float = 0.0  # When it was made (`time.monotonic()`)
+    span: float = 0.0  # Seconds its window spans: a window's, or more when the CPU could not take every frame
+
+class _LiveSessions:
+    "The page's live streams by session: each its own `RollingClassifier`, forgotten once its stream goes quiet."
+    def __init__(self,
+                 classifier: VideoClassifier,  # Shared by every stream; run in one thread only (the app's model thread)
+                 top_k: int | None = 5,  # Classes each decision ranks
+                 idle_s: float = 10.0,  # Seconds without a frame after which a stream is over
+                 max_lag: float = 1.0):  # A frame that waited longer than this for the model is dropped
+        self.classifier, self.top_k, self.idle_s, self.max_lag = classifier, top_k, idle_s, max_lag
+        self.sessions, self.lock = {}, threading.Lock()
+
+    def add(self,
+            key: str,  # The session: Gradio's session hash of the tab
+            frame: np.ndarray,  # An RGB frame of its webcam, any size
+            arrival: float,  # When it arrived (`time.monotonic()`)
+            waited: float = 0.0,  # Seconds it waited for the model thread
+           ) -> tuple[_LiveSession, Decision | None]:
+        "Take one frame of a session's stream: the session, and a decision when one is due."
+        s = self._session(key, arrival)
+        s.frames, s.last = s.frames + 1, arrival
+        if waited > self.max_lag: s.dropped += 1; return s, None
+        decision = s.rolling.add(frame, arrival - s.start, arrival)
+        if decision is None: return s, None
+        s.decision, s.decided, s.decisions = decision, time.monotonic(), s.decisions + 1
+        s.span = decision.time - s.rolling.ring[0][0] + s.rolling.interval  # from the window's first frame to its last
+        return s, decision
+
+    def _session(self, key: str, now: float) -> _LiveSession:
+        "The session `key`, new if it has none or paused for over a window; a session quiet for `idle_s` is forgotten."
+        with self.lock:
+            for quiet in [k for k, s in self.sessions.items() if now - s.last > self.idle_s]: del self.sessions[quiet]
+            s = self.sessions.get(key)
+            if s is None or now - s.last > s.rolling.window:  # no window spans a pause: the stream starts afresh
+                s = self.sessions[key] = _LiveSession(RollingClassifier(self.classifier, top_k=self.top_k), now, now)
+            return s
+
+    def end(self, key: str):
+        "Forget the session `key` (its tab closed)."
+        with self.lock: self.sessions.pop(key, None)
 
 # %% ../nbs/12_serve.ipynb #7a2784b2
 def _public(error: Exception, path: Path | None) -> str:
@@ -97,24 +166,24 @@ def _img_html(data: bytes | None, kind: str, alt: str, style: str = "max-width:1
     if data is None: return ""
     return f'<img src="data:image/{kind};base64,{base64.b64encode(data).decode()}" alt="{alt}" style="{style}">'
 
-def _png(fig) -> bytes | None:
+def _png(fig, dpi: int = 80) -> bytes | None:
     "A Matplotlib figure as PNG bytes, the figure closed (a server drawing one per request must not keep them)."
     if fig is None: return None
     import matplotlib.pyplot as plt
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
 
-_SEGMENT_COLUMNS = ["start", "end", "label", "probability", "windows"]  # the timeline's segments table
-
 def _outputs(result: ClipAnswer, name: str) -> tuple:
-    "The page's outputs for one answer: labels, a line about the clip, the GIF, the plots and the segments (none: an empty table)."
+    "The page's outputs for one answer: labels, a line about the clip, the GIF, the plots and the segments."
     label, p = result.ranked[0]
-    segments = result.segments if result.segments is not None else pd.DataFrame(columns=_SEGMENT_COLUMNS)
-    return (dict(result.ranked), f"**{name}**: {label} ({p:.0%}), {result.seconds:.1f} s",
-            _img_html(result.gif, "gif", f"{name}: {label}", "width:min(100%, 360px);image-rendering:pixelated"),
-            _img_html(_png(result.importance), "png", "frame importance"), _img_html(_png(result.timeline), "png", "timeline"), segments)
+    segments = result.segments if result.segments is not None else pd.DataFrame(columns=SEGMENT_COLUMNS)
+    segments = segments.round(dict(start=2, end=2, probability=3))  # as people read them
+    gif = _img_html(result.gif, "gif", f"{name}: {label}", "width:min(100%, 360px);image-rendering:pixelated")
+    importance = _img_html(_png(result.importance, dpi=100), "png", "frame importance")  # shown at its own size
+    return (dict(result.ranked), f"**{name}**: {label} ({p:.0%}), {result.seconds:.1f} s", gif, importance,
+            _img_html(_png(result.timeline), "png", "timeline"), segments)
 
 def _example_paths(examples: str | Path | Sequence[str | Path] | None) -> dict[str, Path]:
     "Example clips by file name: the video files of a folder, or the given files."
@@ -125,6 +194,18 @@ def _example_paths(examples: str | Path | Sequence[str | Path] | None) -> dict[s
     missing = [str(p) for p in paths if not p.is_file()]
     if missing: raise FileNotFoundError(f"example clips not found: {missing[:3]}")
     return {p.name: p for p in paths}
+
+def _live_line(
+    s: _LiveSession,  # A stream, after its latest frame
+    now: float,  # The time (`time.monotonic()`)
+) -> str:
+    "What the Live tab says of a stream: its latest decision's time, latency and age, or how full its first window is."
+    r, seen = s.rolling, f"frames: {s.frames} received, {s.dropped} dropped"
+    if s.decision is None:
+        return f"Filling the first window: {len(r.ring)} of {r.T} frames, one every {r.interval:.2f} s ({seen})."
+    d = s.decision
+    return (f"**{d.label}** ({d.probability:.0%}), decision {s.decisions}: the {s.span:.1f} s up to {d.time:.1f} s "
+            f"of the stream; latency {d.latency:.2f} s, made {now - s.decided:.1f} s ago ({seen}).")
 
 # %% ../nbs/12_serve.ipynb #76b44bf3
 class _Uploads:
@@ -194,6 +275,77 @@ def _decodes_apart(
     result = reader.read(read, str(path))
     if isinstance(result, Exception): raise result if isinstance(result, VideoError) else VideoError(f"{path}: {result}")
 
+def _with_request(gr, fn):
+    "`fn`, its `request` parameter marked for Gradio to pass the `gr.Request` (this module's annotations are strings)."
+    fn.__annotations__["request"] = gr.Request
+    return fn
+
+def _clip_tab(gr, app, classifier: VideoClassifier, model_thread: ThreadPoolExecutor, named: dict[str, Path],
+              max_upload_mb: float, top_k: int, long_after: float):
+    "The Clip tab: an upload or an example, **Classify**, and the answer of `classify_clip`."
+    uploads = _Uploads(app.GRADIO_CACHE)
+    reader = _ReaderProcess()  # decodes each upload once in a process of its own before this one touches it
+    weakref.finalize(app, reader.close)
+    gr.Markdown(f"Upload a video clip, or pick an example, then press **Classify**. "
+                f"Uploads up to {max_upload_mb:g} MB; none is kept.")
+    with gr.Row():
+        with gr.Column():
+            upload = _upload_input(gr, label="Video clip", elem_id="upload")
+            example = gr.Dropdown(list(named), value=None, label="...or an example", visible=bool(named))
+            button = gr.Button("Classify", variant="primary")
+        with gr.Column():
+            labels = gr.Label(num_top_classes=top_k, label="Ranked labels", elem_id="labels")
+            about = gr.Markdown(elem_id="about")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=240): gif = gr.HTML(label="The clip, labelled", elem_id="gif")
+        with gr.Column(scale=3): importance = gr.HTML(label="Frame importance", elem_id="importance")  # ~900 px wide
+    with gr.Accordion(f"Segments, and the timeline of a clip over {long_after:g} training clips long", open=True):
+        timeline = gr.HTML(label="Timeline", elem_id="timeline")
+        segments = gr.Dataframe(headers=SEGMENT_COLUMNS, label="Segments", elem_id="segments", interactive=False)
+
+    def answer(uploaded: str | None, picked: str | None):
+        path = Path(uploaded) if uploaded else named.get(picked)
+        if path is None: raise gr.Error("Upload a video clip, or pick an example.", print_exception=False)
+        def classify(p: Path) -> tuple:
+            if uploaded: check_upload(p, max_upload_mb); _decodes_apart(reader, classifier, p)
+            return _outputs(classify_clip(classifier, p, top_k, long_after), p.name)
+        work = (lambda: uploads.answer(path, classify)) if uploaded else (lambda: classify(path))
+        try: return *model_thread.submit(work).result(), None  # None: the upload field emptied
+        except (UploadError, VideoError) as e: raise gr.Error(_public(e, path), print_exception=False) from e
+        except Exception as e:
+            raise gr.Error(_public(f"{path}: cannot be classified ({type(e).__name__}: {e})", path)) from e
+    outputs = [labels, about, gif, importance, timeline, segments, upload]
+    button.click(answer, [upload, example], outputs, api_name="classify", concurrency_limit=1)
+    example.input(lambda: None, None, upload, api_name=False)  # picking an example clears the upload
+
+def _live_tab(gr, app, classifier: VideoClassifier, model_thread: ThreadPoolExecutor, top_k: int, seconds: int,
+              streams: int):
+    "The Live tab: the webcam streamed into a `RollingClassifier` per session, and its rolling label."
+    sessions, plan = _LiveSessions(classifier, top_k), window_plan(classifier, FALLBACK_FPS)
+    interval = plan.step / plan.fps  # seconds between the frames a rolling classifier keeps
+    gr.Markdown(f"Press **Record** to label the webcam as it plays: every {plan.hop * interval:.1f} s, a decision on "
+                f"its last {plan.size * interval:.1f} s. No frame is kept; a stream stops after {seconds} s "
+                "(press **Record** again).")
+    camera_size = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}  # plenty for a CNN of 224 px
+    with gr.Row():
+        camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="webcam",
+                          height=360, webcam_options=gr.WebcamOptions(mirror=False, constraints=camera_size))
+        with gr.Column():
+            labels = gr.Label(num_top_classes=top_k, label="Rolling label", elem_id="live-labels")
+            about = gr.Markdown("Press **Record** under the picture.", elem_id="live-about")
+
+    def frame(image, request):
+        if image is None: return gr.skip(), gr.skip()
+        arrival = time.monotonic()
+        work = lambda: sessions.add(request.session_hash, image, arrival, time.monotonic() - arrival)
+        try: session, decision = model_thread.submit(work).result()
+        except Exception as e: raise gr.Error(f"the live stream cannot be classified ({type(e).__name__}: {e})") from e
+        shown = dict(decision.top_k) if decision else (None if session.decision is None else gr.skip())  # skip: kept
+        return shown, _live_line(session, time.monotonic())
+    camera.stream(_with_request(gr, frame), [camera], [labels, about], stream_every=interval / 2, time_limit=seconds,
+                  concurrency_limit=streams, api_visibility="private", show_progress="hidden")  # the line says it
+    app.unload(_with_request(gr, lambda request: sessions.end(request.session_hash)))  # a tab closed: its session goes
+
 def build_app(
     classifier: VideoClassifier,  # The loaded classifier: loaded once, shared by every request
     examples: str | Path | Sequence[str | Path] | None = None,  # A folder of example clips, or a list of them
@@ -201,45 +353,20 @@ def build_app(
     top_k: int = 5,  # Labels shown
     long_after: float = 2.0,  # Uploads longer than this many training clips also get a timeline
     title: str = "Video classifier",  # The page's title
+    live_seconds: int = 300,  # A webcam stream stops after this many seconds (Record starts another)
+    live_streams: int = 2,  # Webcam streams classified at once; more wait their turn
 ):  # A `gradio.Blocks`, queued; start it with `serve`, or with its own `launch`
-    "The web page: upload a clip or pick an example, and see its ranked labels, GIF, frame importance and timeline."
+    "The web page: a clip's ranked labels, GIF, frame importance and segments; or the webcam's rolling label."
     gr = _gradio()
     named = _example_paths(examples)
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(600, 3600)) as app:
-        uploads = _Uploads(app.GRADIO_CACHE)
         model_thread = ThreadPoolExecutor(1, thread_name_prefix="video_classifier-model")  # the one thread that runs the model
         weakref.finalize(app, model_thread.shutdown, wait=False)
-        reader = _ReaderProcess()  # decodes each upload once in a process of its own before this one touches it
-        weakref.finalize(app, reader.close)
-        gr.Markdown(f"# {title}\nUpload a video clip, or pick an example, then press **Classify**. "
-                    f"Classes: {', '.join(classifier.class_vocab)}. Uploads up to {max_upload_mb:g} MB; none is kept.")
-        with gr.Row():
-            with gr.Column():
-                upload = _upload_input(gr, label="Video clip", elem_id="upload")
-                example = gr.Dropdown(list(named), value=None, label="...or an example", visible=bool(named))
-                button = gr.Button("Classify", variant="primary")
-            with gr.Column():
-                labels = gr.Label(num_top_classes=top_k, label="Ranked labels", elem_id="labels")
-                about = gr.Markdown(elem_id="about")
-        with gr.Row():
-            gif = gr.HTML(label="The clip, labelled", elem_id="gif")
-            importance = gr.HTML(label="Frame importance", elem_id="importance")
-        with gr.Accordion(f"Timeline, for clips over {long_after:g} training clips long", open=True):
-            timeline = gr.HTML(label="Timeline", elem_id="timeline")
-            segments = gr.Dataframe(headers=_SEGMENT_COLUMNS, label="Segments", elem_id="segments", interactive=False)
-
-        def answer(uploaded: str | None, picked: str | None):
-            path = Path(uploaded) if uploaded else named.get(picked)
-            if path is None: raise gr.Error("Upload a video clip, or pick an example.", print_exception=False)
-            def classify(p: Path) -> tuple:
-                if uploaded: check_upload(p, max_upload_mb); _decodes_apart(reader, classifier, p)
-                return _outputs(classify_clip(classifier, p, top_k, long_after), p.name)
-            work = (lambda: uploads.answer(path, classify)) if uploaded else (lambda: classify(path))
-            try: return *model_thread.submit(work).result(), None  # None: the upload field emptied
-            except (UploadError, VideoError) as e: raise gr.Error(_public(e, path), print_exception=False) from e
-            except Exception as e: raise gr.Error(_public(f"{path}: cannot be classified ({type(e).__name__}: {e})", path)) from e
-        button.click(answer, [upload, example], [labels, about, gif, importance, timeline, segments, upload], api_name="classify", concurrency_limit=1)
-        example.input(lambda: None, None, upload, api_name=False)  # picking an example clears the upload
+        model_thread.submit(warm_up, classifier)  # the models traced before the first upload or stream needs them
+        gr.Markdown(f"# {title}\nClasses: {', '.join(classifier.class_vocab)}.")
+        with gr.Tab("Clip", id="clip"):
+            _clip_tab(gr, app, classifier, model_thread, named, max_upload_mb, top_k, long_after)
+        with gr.Tab("Live", id="live"): _live_tab(gr, app, classifier, model_thread, top_k, live_seconds, live_streams)
     return app.queue(max_size=64, default_concurrency_limit=1)
 
 # %% ../nbs/12_serve.ipynb #81680dcb
@@ -297,7 +424,7 @@ def serve(
     examples: str | Path | Sequence[str | Path] | None = None,  # A folder of example clips, or a list of them
     inline: bool | None = None,  # Show the page under the notebook cell; None: when run in a notebook
     block: bool | None = None,  # Wait until Ctrl-C, then close; None: wait unless shown inline
-    **options,  # Passed on to `build_app` (top_k, long_after, title)
+    **options,  # Passed on to `build_app` (top_k, long_after, title, live_seconds, live_streams)
 ) -> Server:
     "Serve the classifier's web page and return the running `Server` (after Ctrl-C, closed, when `block`)."
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by Gradio when imported: no usage reports, no version check
